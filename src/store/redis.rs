@@ -1,0 +1,1 @@
+//! OWNER: store helper.
