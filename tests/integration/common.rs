@@ -1,1 +1,221 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: an app in process on a real Redis (each test with
+//! its own key prefix, removed at the end) or on the memory store, and request shortcuts.
+
+use std::collections::HashMap;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::web;
+use conserver::api::{self, AppState};
+use conserver::config::{Config, Env};
+use conserver::server::store_settings;
+use conserver::store;
+use serde_json::Value;
+
+/// The Redis the tests use: `CONSERVER_TEST_REDIS_URL`, else the local default.
+pub fn redis_url() -> String {
+    std::env::var("CONSERVER_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Which store a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Redis,
+    Memory,
+}
+
+/// A test's app state plus the key prefix it owns; its Redis keys are removed when dropped.
+pub struct TestState {
+    pub state: web::Data<AppState>,
+    pub prefix: String,
+    backend: Backend,
+}
+
+impl Drop for TestState {
+    fn drop(&mut self) {
+        if self.backend == Backend::Redis {
+            delete_prefix(&self.prefix);
+        }
+    }
+}
+
+/// Remove every key under `prefix` (best effort: a failed clean-up must not fail a test).
+pub fn delete_prefix(prefix: &str) {
+    let Ok(client) = redis::Client::open(redis_url()) else { return };
+    let Ok(mut con) = client.get_connection() else { return };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut con)
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
+    }
+}
+
+/// Compile `yaml` for a test on `backend`: the redis section gets the test Redis and a fresh
+/// key prefix. `env` supplies `${VAR}` values.
+pub fn config_for(yaml: &str, backend: Backend, env: &[(&str, &str)]) -> (Config, String, Env) {
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let env = Env(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>());
+    let mut doc: Value = serde_norway::from_str(if yaml.trim().is_empty() { "{}" } else { yaml }).expect("test config is YAML");
+    let redis = doc
+        .as_object_mut()
+        .expect("test config is a mapping")
+        .entry("redis")
+        .or_insert_with(|| serde_json::json!({}));
+    if redis.is_null() {
+        *redis = serde_json::json!({});
+    }
+    if backend == Backend::Redis {
+        redis["url"] = Value::String(redis_url());
+        redis["key_prefix"] = Value::String(prefix.clone());
+    }
+    let text = serde_norway::to_string(&doc).expect("serialisable");
+    let config = Config::from_yaml(&text, None, &env).unwrap_or_else(|e| panic!("test config is valid: {e}"));
+    (config, prefix, env)
+}
+
+/// The state of an app on `backend` with config `yaml`.
+pub async fn state(yaml: &str, backend: Backend) -> TestState {
+    state_with_env(yaml, backend, &[]).await
+}
+
+pub async fn state_with_env(yaml: &str, backend: Backend, env: &[(&str, &str)]) -> TestState {
+    let (config, prefix, env) = config_for(yaml, backend, env);
+    let store = store::open(config.redis.url.as_deref(), store_settings(&config))
+        .await
+        .expect("the test store opens (is Redis running? scripts/test starts it)");
+    TestState { state: web::Data::new(AppState::new(store, config, env)), prefix, backend }
+}
+
+/// An app over a test state.
+pub async fn service(
+    state: &TestState,
+) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+    test::init_service(api::app(state.state.clone())).await
+}
+
+/// A response read in full.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body text when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Send a request and read the whole response.
+pub async fn send<S, B>(app: &S, req: TestRequest) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let response = test::call_service(app, req.to_request()).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = test::read_body(response).await;
+    Reply { status, headers, body }
+}
+
+/// A small valid vCon with a fresh uuid and the given parties.
+pub fn vcon_json(uuid: &str, created_at: &str, parties: Value) -> String {
+    serde_json::json!({
+        "uuid": uuid,
+        "vcon": "0.4.0",
+        "created_at": created_at,
+        "parties": parties,
+        "dialog": [],
+    })
+    .to_string()
+}
+
+/// The directory of the shared sample vCons.
+pub fn corpus_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    assert!(
+        dir.join("EXPECTED.json").exists(),
+        "the sample vCons are expected at {} (the shared/ folder beside the repository)",
+        dir.display()
+    );
+    dir
+}
+
+/// A redis-server of the test's own, on a free port, that the test can stop and start again.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub fn start() -> OwnRedis {
+        let port = free_port();
+        let mut redis = OwnRedis { port, child: None };
+        redis.resume();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the server (as an outage would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the server again on the same port and wait until it answers.
+    pub fn resume(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start on port {}", self.port);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A TCP port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The state of an app on the memory store, loaded from a config file at `path` (so that
+/// `POST /config` writes there).
+pub async fn file_state(path: &std::path::Path, env: &[(&str, &str)]) -> TestState {
+    let env = Env(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>());
+    let config = Config::load(Some(path), &env).unwrap_or_else(|e| panic!("test config is valid: {e}"));
+    let store = store::open(None, store_settings(&config)).await.expect("the memory store opens");
+    TestState { state: web::Data::new(AppState::new(store, config, env)), prefix: String::new(), backend: Backend::Memory }
+}

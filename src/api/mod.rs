@@ -1,0 +1,150 @@
+//! The REST API (spec/api.md): one file per area, all routes served under the configured
+//! prefix and at the root. [`app`] builds the actix-web `App`; `main` and the tests use the
+//! same function, so what is tested is what is served.
+
+mod auth;
+mod body;
+mod chains;
+mod config;
+mod dlq;
+mod error;
+mod health;
+mod index;
+mod ingest;
+mod metrics;
+mod openapi;
+mod params;
+mod queues;
+mod state;
+mod vcon;
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{DefaultHeaders, NormalizePath};
+use actix_web::{web, App, HttpResponse, Resource};
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+pub use state::AppState;
+
+use crate::version;
+
+/// The whole application for one state: routes, CORS, version headers, trailing-slash
+/// normalisation and request metrics.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let config = state.config();
+    let prefix = config.api.prefix.clone();
+    let cors = cors(&config.api.cors_allow_origins);
+    let route_prefix = std::rc::Rc::new(prefix.clone());
+    App::new()
+        .app_data(state.clone())
+        .configure(|cfg| configure(cfg, &prefix))
+        .default_service(web::to(not_found))
+        .wrap_fn(move |req, service| {
+            let start = std::time::Instant::now();
+            let response = service.call(req);
+            let prefix = route_prefix.clone();
+            async move {
+                let response = response.await?;
+                metrics::observe(&response, &prefix, start);
+                Ok(response)
+            }
+        })
+        .wrap(NormalizePath::trim())
+        .wrap(cors)
+        .wrap(
+            DefaultHeaders::new()
+                .add(("X-Vcon-Server-Version", version::VERSION))
+                .add(("X-Vcon-Server-Commit", version::GIT_COMMIT)),
+        )
+}
+
+/// Register every route under `prefix` (when not empty) and at the root.
+pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
+    if !prefix.is_empty() {
+        cfg.service(
+            web::scope(prefix)
+                .configure(routes)
+                .default_service(web::to(not_found)),
+        );
+    }
+    routes(cfg);
+}
+
+/// The route table. Literal paths come before `/vcon/{vcon_uuid}` so they are never read as
+/// a uuid.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/version").route(web::get().to(health::version)))
+        .service(resource("/health").route(web::get().to(health::health)))
+        .service(resource("/ready").route(web::get().to(health::ready)))
+        .service(resource("/metrics").route(web::get().to(metrics::metrics)))
+        .service(resource("/openapi.json").route(web::get().to(openapi::openapi)))
+        .service(resource("/stats/queue").route(web::get().to(queues::queue_stats)))
+        .service(
+            resource("/vcon")
+                .route(web::get().to(vcon::list_vcons))
+                .route(web::post().to(vcon::post_vcon)),
+        )
+        .service(resource("/vcon/egress").route(web::get().to(queues::pop_egress)))
+        .service(resource("/vcon/count").route(web::get().to(queues::count_egress)))
+        .service(resource("/vcon/ingress").route(web::post().to(queues::reingress)))
+        .service(resource("/vcon/external-ingress").route(web::post().to(vcon::external_ingress)))
+        .service(
+            resource("/vcon/{vcon_uuid}")
+                .route(web::get().to(vcon::get_vcon))
+                .route(web::delete().to(vcon::delete_vcon)),
+        )
+        .service(resource("/vcons").route(web::get().to(vcon::get_vcons)))
+        .service(resource("/vcons/search").route(web::get().to(vcon::search_vcons)))
+        .service(resource("/chains").route(web::get().to(chains::chains)))
+        .service(resource("/dlq").route(web::get().to(dlq::list_dlq)))
+        .service(resource("/dlq/reprocess").route(web::post().to(dlq::reprocess_dlq)))
+        .service(resource("/dlq/storage").route(web::get().to(dlq::list_storage_dlq)))
+        .service(resource("/dlq/storage/reprocess").route(web::post().to(dlq::reprocess_storage_dlq)))
+        .service(
+            resource("/config")
+                .route(web::get().to(config::get_config))
+                .route(web::post().to(config::post_config)),
+        )
+        .service(resource("/index_vcons").route(web::get().to(index::index_vcons)));
+}
+
+/// A resource whose unknown methods answer 405 with a JSON body.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("Not Found".into()))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// CORS as in the Python server: any method and header, credentials allowed; origins from
+/// `api.cors_allow_origins` (`*` = any).
+fn cors(origins: &[String]) -> Cors {
+    let cors = Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .supports_credentials()
+        .expose_any_header()
+        .max_age(600);
+    if origins.iter().any(|o| o == "*") {
+        cors.allow_any_origin()
+    } else {
+        origins.iter().fold(cors, |cors, origin| cors.allowed_origin(origin))
+    }
+}

@@ -1,0 +1,85 @@
+//! The command line: `conserver [serve]` and `conserver check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError, Env};
+use crate::server;
+
+#[derive(Debug, Parser)]
+#[command(name = "conserver", version, about = "vCon processing server")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the REST API (the default command).
+    Serve(ServeArgs),
+    /// Check a configuration file: print every problem and exit 1, or a summary and exit 0.
+    CheckConfig {
+        /// The file to check (default: as for `serve`).
+        path: Option<PathBuf>,
+        /// The file to check, as for `serve`.
+        #[arg(long, conflicts_with = "path")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file (else CONSERVER_CONFIG_FILE, ./config.yml, ./config.yaml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen address, overriding api.bind and CONSERVER_BIND (e.g. 127.0.0.1:8000).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// What this instance runs.
+    #[arg(long, env = "CONSERVER_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+}
+
+/// What an instance runs. The worker role arrives with the processing engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// The REST API and (with the processing engine) the chains.
+    #[default]
+    All,
+    /// The REST API only.
+    Api,
+}
+
+/// Parse the command line and run it; the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => server::run(args),
+        Command::CheckConfig { path, config } => check_config(path.or(config)),
+    }
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    match Config::load(path.as_deref(), &Env::from_process()) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                println!("warning: {warning}");
+            }
+            println!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(ConfigError::Invalid(problems)) => {
+            eprintln!("{} problem(s) in the configuration:", problems.len());
+            for problem in &problems {
+                eprintln!("  {problem}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(other) => {
+            eprintln!("{other}");
+            ExitCode::FAILURE
+        }
+    }
+}

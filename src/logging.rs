@@ -1,0 +1,44 @@
+//! Logging: `tracing` with the `RUST_LOG` filter syntax (env_logger's convention), else the
+//! Python server's `LOG_LEVEL`; `CONSERVER_LOG_FORMAT=json` for one JSON object per line.
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the global subscriber. Call once, first thing in `main`.
+pub fn init() {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(level_from_python(std::env::var("LOG_LEVEL").ok().as_deref())));
+    let json = std::env::var("CONSERVER_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// `LOG_LEVEL` as the Python server reads it (`DEBUG`, `INFO`, `WARNING`, `ERROR`).
+fn level_from_python(level: Option<&str>) -> &'static str {
+    match level.map(str::to_ascii_uppercase).as_deref() {
+        Some("DEBUG") => "debug",
+        Some("WARNING") | Some("WARN") => "warn",
+        Some("ERROR") | Some("CRITICAL") => "error",
+        _ => "info",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::level_from_python;
+
+    #[test]
+    fn python_levels_map_to_tracing_levels() {
+        assert_eq!(level_from_python(Some("DEBUG")), "debug");
+        assert_eq!(level_from_python(Some("warning")), "warn");
+        assert_eq!(level_from_python(Some("CRITICAL")), "error");
+        assert_eq!(level_from_python(None), "info");
+        assert_eq!(level_from_python(Some("bogus")), "info");
+    }
+}
