@@ -2,12 +2,41 @@
 //! collects every problem with its JSON path, lenient dates and uuids, and the exact round trip
 //! (the stored text is the request body with insignificant whitespace removed).
 //!
-//! OWNER: vcon helper. The public items below are the interface the API and the store use;
-//! their signatures are fixed, their bodies are to be written.
+//! The work is split so that each step reads the body once: `compact` scans the bytes (grammar,
+//! stored text, repeated keys, depth), `view` then reads only the members the rules need from
+//! that text, `validate`/`dialog` hold the rules of an unsigned vCon, `forms` those of the signed
+//! and encrypted ones, and `findings` orders what was found. `dates` and `uuids` are the lenient
+//! parsers the rest of conserver shares.
 
+mod compact;
+mod dates;
+mod dialog;
+mod findings;
+mod forms;
+mod index;
+mod payload;
+mod uuids;
+mod validate;
+mod view;
+
+#[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
+mod ingest_tests;
+
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::problem::Problem;
+
+use compact::Compacted;
+use findings::{Findings, Step};
+use forms::Detected;
+use view::Object;
+
+/// Bound on a gunzipped JWS payload when [`describe`] reads an already stored text (the default
+/// of `api.max_body_bytes`; the text passed ingest under the configured one).
+const DESCRIBE_MAX_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
 
 /// What ingest needs from the config.
 #[derive(Debug, Clone)]
@@ -21,16 +50,22 @@ pub struct IngestOptions {
 /// Which of the three forms of vcon.md §1 a document has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
+    /// The vCon object itself.
     Unsigned,
+    /// JWS General JSON Serialization (`payload` + `signatures`).
     Signed,
+    /// JWE General JSON Serialization (`ciphertext` + `recipients`).
     Encrypted,
 }
 
 /// The party values a vCon is indexed by (redis.md §6), exactly as they appear.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartyIndex {
+    /// Every party's string `tel`, in party order (empty strings skipped).
     pub tel: Vec<String>,
+    /// Every party's string `mailto`, in party order (empty strings skipped).
     pub mailto: Vec<String>,
+    /// Every party's string `name`, in party order (empty strings skipped).
     pub name: Vec<String>,
 }
 
@@ -51,11 +86,14 @@ pub struct Ingested {
     pub uuid: Uuid,
     /// The text to store: the body with whitespace between tokens removed (and a BOM dropped).
     pub text: String,
+    /// Which of the three forms the document has.
     pub form: Form,
     /// The index instant in Unix seconds (fraction dropped), when the document has one; `None`
     /// for an encrypted vCon or an unreadable signed payload (the caller uses receipt time).
     pub created_at: Option<i64>,
+    /// What to index the vCon by: from the unsigned body or a decoded signed payload only.
     pub parties: PartyIndex,
+    /// The warnings of vcon.md §3.3, for the caller to count and log.
     pub warnings: Vec<Warning>,
 }
 
@@ -63,7 +101,14 @@ pub struct Ingested {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IngestError {
     /// Not RFC 8259 JSON (a 400): 1-based line and column, and what was expected there.
-    Malformed { line: usize, column: usize, message: String },
+    Malformed {
+        /// 1-based line of the offending character.
+        line: usize,
+        /// 1-based column, in characters, of the offending character.
+        column: usize,
+        /// What was expected there and what was found (`expected ',' or '}', found 'x'`).
+        message: String,
+    },
     /// Empty body, or only whitespace (a 422 `missing` at `$`).
     Empty,
     /// Valid JSON that is not an acceptable vCon: every problem found (a 422).
@@ -72,36 +117,150 @@ pub enum IngestError {
 
 /// Validate a request body (already gunzipped) and produce what is stored.
 pub fn ingest(body: &[u8], options: &IngestOptions) -> Result<Ingested, IngestError> {
-    let _ = (body, options);
-    todo!("vcon helper")
+    let Compacted { text, findings } = compact::compact(body)?;
+    let checked = check(&text, options, findings)?;
+    Ok(Ingested {
+        uuid: checked.uuid,
+        text,
+        form: checked.form,
+        created_at: checked.created_at,
+        parties: checked.parties,
+        warnings: checked.warnings,
+    })
+}
+
+/// What validation of a compact text yields besides the text itself.
+struct Checked {
+    uuid: Uuid,
+    form: Form,
+    created_at: Option<i64>,
+    parties: PartyIndex,
+    warnings: Vec<Warning>,
+}
+
+/// Run every rule on a text the scanner accepted, adding to what the scanner found.
+fn check(text: &str, options: &IngestOptions, mut findings: Findings) -> Result<Checked, IngestError> {
+    let Some(vcon) = Object::parse(text) else {
+        return Err(not_an_object(text, findings));
+    };
+    let form = match forms::detect(&vcon) {
+        Detected::One(form) => form,
+        Detected::Ambiguous => {
+            findings.problem(
+                &[],
+                &[],
+                "ambiguous_form",
+                "the document has both payload+signatures (signed) and ciphertext+recipients \
+                 (encrypted); send one form",
+                None,
+            );
+            return Err(IngestError::Invalid(findings.into_problems()));
+        }
+    };
+    if form != Form::Unsigned && !options.accept_signed {
+        findings.problem(
+            &[],
+            &[],
+            "signed_not_accepted",
+            "signed and encrypted vCons are not accepted here (api.accept_signed is false); send \
+             the unsigned vCon",
+            None,
+        );
+        return Err(IngestError::Invalid(findings.into_problems()));
+    }
+    let (uuid, created_at, parties) = match form {
+        Form::Unsigned => {
+            let uuid = validate::check_unsigned(&vcon, &mut findings);
+            (uuid, index::created_at(&vcon), index::party_index(&vcon))
+        }
+        Form::Signed => {
+            let sealed = forms::check_signed(&vcon, options.max_bytes, &mut findings);
+            (sealed.uuid, sealed.created_at, sealed.parties)
+        }
+        Form::Encrypted => {
+            let sealed = forms::check_encrypted(&vcon, &mut findings);
+            (sealed.uuid, sealed.created_at, sealed.parties)
+        }
+    };
+    match uuid {
+        Some(uuid) if !findings.has_problems() => {
+            Ok(Checked { uuid, form, created_at, parties, warnings: findings.into_warnings() })
+        }
+        _ => Err(IngestError::Invalid(findings.into_problems())),
+    }
+}
+
+/// Row 1: a body that is JSON but not an object.
+fn not_an_object(text: &str, mut findings: Findings) -> IngestError {
+    let root = serde_json::from_str::<&RawValue>(text).ok();
+    let got = root.map_or("something else", |raw| view::kind(raw).noun());
+    findings.problem(
+        &[] as &[Step<'_>],
+        &[],
+        "dict_type",
+        format!("the body must be a JSON object (a vCon); got {got}"),
+        root,
+    );
+    IngestError::Invalid(findings.into_problems())
 }
 
 /// What the store needs to index an already stored vCon text (lenient, no validation): used by
 /// `DELETE /vcon` (to remove its party entries) and `/index_vcons`. `None` when the text is not
 /// a JSON object.
 pub fn describe(text: &str) -> Option<Described> {
-    let _ = text;
-    todo!("vcon helper")
+    let vcon = Object::parse(text)?;
+    let mut ignored = Findings::default();
+    let described = match forms::detect(&vcon) {
+        Detected::One(Form::Unsigned) => Described {
+            uuid: vcon.get_str("uuid").and_then(|uuid| parse_uuid(&uuid)),
+            form: Form::Unsigned,
+            created_at: index::created_at(&vcon),
+            parties: index::party_index(&vcon),
+        },
+        // An ambiguous document is never accepted; if one is stored anyway, reading it as
+        // signed still finds a top-level uuid.
+        Detected::One(Form::Signed) | Detected::Ambiguous => {
+            let sealed = forms::check_signed(&vcon, DESCRIBE_MAX_PAYLOAD_BYTES, &mut ignored);
+            Described {
+                uuid: sealed.uuid,
+                form: Form::Signed,
+                created_at: sealed.created_at,
+                parties: sealed.parties,
+            }
+        }
+        Detected::One(Form::Encrypted) => {
+            let sealed = forms::check_encrypted(&vcon, &mut ignored);
+            Described {
+                uuid: sealed.uuid,
+                form: Form::Encrypted,
+                created_at: sealed.created_at,
+                parties: sealed.parties,
+            }
+        }
+    };
+    Some(described)
 }
 
 /// See [`describe`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Described {
+    /// The canonical uuid, found as ingest finds it (the first one, for a sealed form).
     pub uuid: Option<Uuid>,
+    /// Which of the three forms the text has.
     pub form: Form,
+    /// The index instant in Unix seconds, as in [`Ingested::created_at`].
     pub created_at: Option<i64>,
+    /// The party values, as in [`Ingested::parties`].
     pub parties: PartyIndex,
 }
 
 /// Parse a uuid in any accepted text form (vcon.md §2.6, api.md §1.2).
 pub fn parse_uuid(text: &str) -> Option<Uuid> {
-    let _ = text;
-    todo!("vcon helper")
+    uuids::parse_uuid(text)
 }
 
-/// Parse a date leniently (vcon.md §2.7) into Unix seconds with fraction dropped... as an
-/// instant with full precision.
+/// Parse a date leniently (vcon.md §2.7) into an instant with full precision; callers that need
+/// Unix seconds with the fraction dropped use `.timestamp()`.
 pub fn parse_date(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let _ = text;
-    todo!("vcon helper")
+    dates::parse_date(text)
 }
