@@ -1,1 +1,755 @@
-//! OWNER: store helper.
+//! The production store: Redis (spec/redis.md), through one auto-reconnecting
+//! `ConnectionManager` shared by every request.
+//!
+//! Every operation is one pipelined round trip (two where the second depends on the first:
+//! the DLQ move, the chain status, and reads that meet the other vCon form). A dead Redis gives
+//! [`StoreError::Unavailable`] within a few seconds, never a hang: connection and response
+//! timeouts are short, reconnection retries are few, and each operation has a deadline. The
+//! manager reconnects by itself on the next call once Redis is back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind, Value};
+use uuid::Uuid;
+
+use super::keys::{sorted_set_member, Keys, PENDING_TTL_SECONDS};
+use super::{
+    describe_for_index, party_entries, search_sets, ChainLists, ChainStatus, IndexScore, ListQuery,
+    SearchTerms, Store, StoreError, StoreResult, StoreSettings, VconWrite,
+};
+use crate::vcon::PartyIndex;
+
+/// How long one connection attempt may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long Redis may take to answer a request on an open connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reconnection attempts per call after the first; few, so that a call against a dead Redis
+/// fails fast (the next call tries again).
+const RECONNECT_RETRIES: usize = 1;
+/// The longest wait between two reconnection attempts.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+/// The deadline of any one operation, reconnection included: a safety net above the timeouts.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+/// `/ready` and the start-up check want an answer within this.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// `SCAN … COUNT` of `/index_vcons` (api.md §5.24).
+const SCAN_COUNT: u64 = 500;
+
+/// Writes `vcon:<uuid>` and gives it a TTL only when nothing holds it (redis.md §2, api.md
+/// §5.13 step 2). In one script so the pending count read and the TTL written cannot be
+/// separated by a finishing run. KEYS: the vCon, its pending hash. ARGV: the text, `vcon_ttl`
+/// (0 = never), `1` when an enqueue follows, `1` to write a RedisJSON document.
+const PUT_VCON_SCRIPT: &str = r#"
+local key, pending = KEYS[1], KEYS[2]
+if ARGV[4] == '1' then
+  -- JSON.SET cannot replace a value of another type.
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= 'ReJSON-RL' then redis.call('DEL', key) end
+  redis.call('JSON.SET', key, '$', ARGV[1])
+else
+  redis.call('SET', key, ARGV[1])
+end
+local count = tonumber(redis.call('HGET', pending, 'count') or '0') or 0
+local ttl = tonumber(ARGV[2])
+if ARGV[3] == '0' and count <= 0 and ttl > 0 then
+  redis.call('EXPIRE', key, ttl)
+else
+  -- SET already dropped any TTL; JSON.SET keeps it.
+  redis.call('PERSIST', key)
+end
+return 1
+"#;
+
+/// The Redis store.
+pub struct RedisStore {
+    connection: ConnectionManager,
+    settings: StoreSettings,
+    keys: Keys,
+    sorted_set: String,
+    put_script: Script,
+    /// Whether this connection's server is believed to have [`PUT_VCON_SCRIPT`]. False at start
+    /// and after any lost connection (a restarted Redis forgets its scripts); while false,
+    /// `put_vcon` sends `SCRIPT LOAD` ahead of `EVALSHA` in the same pipeline.
+    script_loaded: AtomicBool,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection's debug output holds the URL, which may hold a password.
+        f.debug_struct("RedisStore")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to Redis at `url`. Fails with [`StoreError::Unavailable`] when the first
+    /// connection cannot be made within the connection timeout, and [`StoreError::Backend`]
+    /// for a URL that is not a Redis URL.
+    pub async fn connect(url: &str, settings: StoreSettings) -> StoreResult<RedisStore> {
+        // The URL is left out of the messages: it may carry a password.
+        let client = redis::Client::open(url)
+            .map_err(|error| StoreError::Backend(format!("invalid Redis URL: {error}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let connecting = ConnectionManager::new_with_config(client, config);
+        let connection = match tokio::time::timeout(OPERATION_TIMEOUT, connecting).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => {
+                return Err(match classify(&error) {
+                    StoreError::Unavailable(message) => {
+                        StoreError::Unavailable(format!("cannot connect to Redis: {message}"))
+                    }
+                    backend => backend,
+                })
+            }
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect to Redis: no answer within {} s",
+                    OPERATION_TIMEOUT.as_secs()
+                )))
+            }
+        };
+        let keys = Keys::new(settings.key_prefix.clone());
+        let sorted_set = keys.sorted_set(&settings.sorted_set);
+        Ok(RedisStore {
+            connection,
+            settings,
+            keys,
+            sorted_set,
+            put_script: Script::new(PUT_VCON_SCRIPT),
+            script_loaded: AtomicBool::new(false),
+        })
+    }
+
+    /// Sends `pipe` and converts the replies; errors classified, lost connections noted.
+    async fn query<T: FromRedisValue>(&self, pipe: &Pipeline) -> StoreResult<T> {
+        let mut connection = self.connection.clone();
+        self.settle(pipe.query_async(&mut connection)).await
+    }
+
+    /// Sends one command.
+    async fn query_cmd<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
+        let mut connection = self.connection.clone();
+        self.settle(cmd.query_async(&mut connection)).await
+    }
+
+    /// Awaits a request within [`OPERATION_TIMEOUT`] and classifies its failure.
+    async fn settle<T>(
+        &self,
+        request: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> StoreResult<T> {
+        let outcome = tokio::time::timeout(OPERATION_TIMEOUT, request).await;
+        self.conclude(outcome)
+    }
+
+    /// The result of a request that ran within [`OPERATION_TIMEOUT`] (`Ok`) or not (`Err`).
+    fn conclude<T>(
+        &self,
+        outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> StoreResult<T> {
+        let error = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => classify(&error),
+            Err(_) => StoreError::Unavailable(format!(
+                "Redis did not answer within {} s",
+                OPERATION_TIMEOUT.as_secs()
+            )),
+        };
+        if error.is_unavailable() {
+            // The next connection may be to a restarted server that lost its scripts.
+            self.script_loaded.store(false, Ordering::Relaxed);
+        }
+        Err(error)
+    }
+
+    /// Appends enqueue protocol steps 1–2 (redis.md §3.1) for one uuid: `MULTI PERSIST
+    /// HINCRBY EXPIRE EXEC`. The `EXEC` reply is kept so an error inside it surfaces.
+    fn raise_pending(&self, pipe: &mut Pipeline, vcon_key: &str, pending_key: &str) {
+        pipe.cmd("MULTI")
+            .ignore()
+            .cmd("PERSIST")
+            .arg(vcon_key)
+            .ignore()
+            .cmd("HINCRBY")
+            .arg(pending_key)
+            .arg("count")
+            .arg(1)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(pending_key)
+            .arg(PENDING_TTL_SECONDS)
+            .ignore()
+            .cmd("EXEC");
+    }
+
+    /// The `EVALSHA` of [`PUT_VCON_SCRIPT`], built directly so the text is copied once.
+    fn put_script_call(&self, vcon: &VconWrite<'_>, keys: [&str; 2], enqueued: bool) -> Cmd {
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(self.put_script.get_hash())
+            .arg(2)
+            .arg(keys[0])
+            .arg(keys[1])
+            .arg(vcon.text)
+            .arg(self.settings.vcon_ttl)
+            .arg(u8::from(enqueued))
+            .arg(u8::from(self.settings.json_module));
+        call
+    }
+
+    /// Reads `vcon:*` values in either form (redis.md §1): a pipeline of reads in the
+    /// configured form, then one of the other form for the keys that answered `WRONGTYPE`.
+    ///
+    /// Pipelined `GET`s rather than `MGET`: `MGET` answers nil for a RedisJSON document, which
+    /// would make it look missing; a `GET` answers `WRONGTYPE`, which says to retry. It is the
+    /// same single round trip.
+    async fn read_values(&self, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        let (first, other) = if self.settings.json_module {
+            ("JSON.GET", "GET")
+        } else {
+            ("GET", "JSON.GET")
+        };
+        let mut values = Vec::with_capacity(keys.len());
+        let mut retry = Vec::new();
+        for (index, reply) in self
+            .read_with(first, keys.iter())
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            match reply {
+                Read::Value(value) => values.push(value),
+                Read::WrongType => {
+                    values.push(None);
+                    retry.push(index);
+                }
+            }
+        }
+        if !retry.is_empty() {
+            let replies = self
+                .read_with(other, retry.iter().map(|&index| &keys[index]))
+                .await?;
+            for (index, reply) in retry.into_iter().zip(replies) {
+                match reply {
+                    Read::Value(value) => values[index] = value,
+                    Read::WrongType => {
+                        return Err(StoreError::Backend(format!(
+                            "{} holds neither a string nor a RedisJSON document",
+                            keys[index]
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// One pipeline of `command key` for each key (`GET` or `JSON.GET`).
+    async fn read_with(
+        &self,
+        command: &str,
+        keys: impl ExactSizeIterator<Item = &String>,
+    ) -> StoreResult<Vec<Read>> {
+        let mut pipe = Pipeline::with_capacity(keys.len());
+        for key in keys {
+            pipe.cmd(command).arg(key);
+        }
+        // Errors are replies here: a WRONGTYPE is an answer, not a failure of the pipeline.
+        pipe.ignore_errors();
+        let replies: Vec<Value> = self.query(&pipe).await?;
+        replies.into_iter().map(Read::from_reply).collect()
+    }
+
+    /// Adds the indexing commands of one vCon to `pipe` (api.md §5.13 steps 3–4, §5.24).
+    fn push_index(&self, pipe: &mut Pipeline, id: &str, score: IndexScore, parties: &PartyIndex) {
+        let member = sorted_set_member(id);
+        match score {
+            IndexScore::CreatedAt(score) => pipe.zadd(&self.sorted_set, member, score).ignore(),
+            IndexScore::KeepOr(score) => pipe
+                .cmd("ZADD")
+                .arg(&self.sorted_set)
+                .arg("NX")
+                .arg(score)
+                .arg(member)
+                .ignore(),
+        };
+        // The Python server's re-caching writes the bare uuid; only `vcon:<uuid>` is kept.
+        pipe.zrem(&self.sorted_set, id).ignore();
+        let index_ttl = i64::try_from(self.settings.index_ttl).unwrap_or(i64::MAX);
+        for (field, value) in party_entries(parties) {
+            let set = self.keys.party(field, value);
+            pipe.sadd(&set, id)
+                .ignore()
+                .expire(&set, index_ttl)
+                .ignore();
+        }
+    }
+}
+
+/// One reply of [`RedisStore::read_with`].
+enum Read {
+    /// The value, or nil for a missing key.
+    Value(Option<Vec<u8>>),
+    /// The key holds the other form.
+    WrongType,
+}
+
+impl Read {
+    fn from_reply(reply: Value) -> StoreResult<Read> {
+        match reply {
+            Value::Nil => Ok(Read::Value(None)),
+            Value::BulkString(bytes) => Ok(Read::Value(Some(bytes))),
+            Value::SimpleString(text) => Ok(Read::Value(Some(text.into_bytes()))),
+            Value::ServerError(error) if error.code() == "WRONGTYPE" => Ok(Read::WrongType),
+            Value::ServerError(error) => Err(classify(&RedisError::from(error))),
+            other => Err(StoreError::Backend(format!(
+                "unexpected reply to a read: {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Unavailable (a 503) when Redis cannot be reached or cannot serve for now; Backend (a 500)
+/// when it answered with an error.
+fn classify(error: &RedisError) -> StoreError {
+    let unreachable = error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_cluster_error()
+        || matches!(
+            error.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                )
+        );
+    let message = error.to_string();
+    let lowercase = message.to_ascii_lowercase();
+    let unreachable = unreachable
+        || [
+            "broken pipe",
+            "connection reset",
+            "connection refused",
+            "timed out",
+        ]
+        .iter()
+        .any(|symptom| lowercase.contains(symptom));
+    if unreachable {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Backend(message)
+    }
+}
+
+/// Whether Redis answered `NOSCRIPT` to a command of the pipeline.
+fn lost_script(error: &RedisError) -> bool {
+    error.clone().into_server_errors().is_some_and(|errors| {
+        errors
+            .iter()
+            .any(|(_, error)| error.kind() == Some(ServerErrorKind::NoScript))
+    })
+}
+
+/// A reply of the kind `T`, or a Backend error naming what was expected.
+fn parse<T: FromRedisValue>(reply: Option<Value>, what: &str) -> StoreResult<T> {
+    let reply = reply.unwrap_or(Value::Nil);
+    redis::from_redis_value(reply)
+        .map_err(|error| StoreError::Backend(format!("unexpected reply for {what}: {error}")))
+}
+
+/// Text from a reply; vCons are JSON, so anything else is a backend fault.
+fn utf8(key: &str, bytes: Vec<u8>) -> StoreResult<String> {
+    String::from_utf8(bytes).map_err(|_| StoreError::Backend(format!("{key} is not UTF-8 text")))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let mut connection = self.connection.clone();
+        let cmd = redis::cmd("PING");
+        match tokio::time::timeout(PING_TIMEOUT, cmd.query_async::<()>(&mut connection)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(classify(&error)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer to PING within {} s",
+                PING_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    async fn put_vcon(&self, vcon: VconWrite<'_>, enqueue: &[String]) -> StoreResult<()> {
+        let id = vcon.uuid.to_string();
+        let vcon_key = self.keys.vcon(&id);
+        let pending_key = self.keys.pending(&id);
+        let mut pipe = Pipeline::with_capacity(4 + enqueue.len() * 6);
+        let load_first = !self.script_loaded.load(Ordering::Relaxed);
+        if load_first {
+            pipe.load_script(&self.put_script).ignore();
+        }
+        let put = self.put_script_call(&vcon, [&vcon_key, &pending_key], !enqueue.is_empty());
+        pipe.add_command(put).ignore();
+        self.push_index(
+            &mut pipe,
+            &id,
+            IndexScore::CreatedAt(vcon.score),
+            vcon.parties,
+        );
+        for list in enqueue {
+            self.raise_pending(&mut pipe, &vcon_key, &pending_key);
+            pipe.rpush(self.keys.list(list), &id).ignore();
+        }
+        let mut connection = self.connection.clone();
+        let request = pipe.query_async::<Value>(&mut connection);
+        let outcome = tokio::time::timeout(OPERATION_TIMEOUT, request).await;
+        if !matches!(&outcome, Ok(Err(error)) if lost_script(error)) {
+            self.conclude(outcome)?;
+            self.script_loaded.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
+        // The script cache was flushed under a live connection (SCRIPT FLUSH, or a restart
+        // that another call noticed first). The rest of the pipeline ran; write the vCon now,
+        // loading the script. A worker that took the uuid in between finds it missing and drops
+        // it (redis.md §5): rare, and logged.
+        tracing::warn!(vcon_id = %id, "Redis had lost the put_vcon script: wrote the vCon after its index and queue entries");
+        let put = self.put_script_call(&vcon, [&vcon_key, &pending_key], !enqueue.is_empty());
+        let mut repair = Pipeline::with_capacity(2);
+        repair
+            .load_script(&self.put_script)
+            .ignore()
+            .add_command(put)
+            .ignore();
+        self.query::<Value>(&repair).await?;
+        self.script_loaded.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn get_vcon(&self, uuid: Uuid) -> StoreResult<Option<String>> {
+        let key = self.keys.vcon(uuid);
+        let value = self
+            .read_values(std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .flatten();
+        value.map(|bytes| utf8(&key, bytes)).transpose()
+    }
+
+    async fn get_vcons(&self, uuids: &[Uuid]) -> StoreResult<Vec<Option<String>>> {
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = uuids.iter().map(|uuid| self.keys.vcon(*uuid)).collect();
+        let values = self.read_values(&keys).await?;
+        keys.iter()
+            .zip(values)
+            .map(|(key, value)| value.map(|bytes| utf8(key, bytes)).transpose())
+            .collect()
+    }
+
+    async fn delete_vcon(&self, uuid: Uuid, parties: &PartyIndex) -> StoreResult<()> {
+        let id = uuid.to_string();
+        let mut pipe = Pipeline::with_capacity(
+            2 + parties.tel.len() + parties.mailto.len() + parties.name.len(),
+        );
+        pipe.del(self.keys.vcon(&id))
+            .ignore()
+            .zrem(
+                &self.sorted_set,
+                &[sorted_set_member(&id).as_str(), id.as_str()][..],
+            )
+            .ignore();
+        for (field, value) in party_entries(parties) {
+            pipe.srem(self.keys.party(field, value), &id).ignore();
+        }
+        self.query::<Value>(&pipe).await.map(drop)
+    }
+
+    async fn list_vcons(&self, query: ListQuery) -> StoreResult<Vec<String>> {
+        let bound = |value: Option<i64>, infinity: &str| {
+            value.map_or_else(|| infinity.to_owned(), |v| v.to_string())
+        };
+        let mut cmd = redis::cmd("ZREVRANGEBYSCORE");
+        cmd.arg(&self.sorted_set)
+            .arg(bound(query.until, "+inf"))
+            .arg(bound(query.since, "-inf"))
+            .arg("LIMIT")
+            .arg(i64::try_from(query.offset).unwrap_or(i64::MAX))
+            .arg(i64::try_from(query.count).unwrap_or(i64::MAX));
+        let members: Vec<String> = self.query_cmd(&cmd).await?;
+        Ok(members
+            .into_iter()
+            .map(|member| match member.strip_prefix("vcon:") {
+                Some(id) => id.to_owned(),
+                None => member, // a bare uuid, as the Python server's re-caching writes it
+            })
+            .collect())
+    }
+
+    async fn search(&self, terms: &SearchTerms) -> StoreResult<Vec<String>> {
+        let Some(sets) = search_sets(&self.keys, terms) else {
+            return Ok(Vec::new());
+        };
+        let mut found: Vec<String> = self.query_cmd(redis::cmd("SINTER").arg(&sets)).await?;
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    async fn enqueue(&self, list: &str, uuids: &[Uuid]) -> StoreResult<()> {
+        if uuids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = uuids.iter().map(Uuid::to_string).collect();
+        let mut pipe = Pipeline::with_capacity(uuids.len() * 5 + 1);
+        for id in &ids {
+            self.raise_pending(&mut pipe, &self.keys.vcon(id), &self.keys.pending(id));
+        }
+        // Every count is raised before any uuid becomes visible to a consumer.
+        pipe.rpush(self.keys.list(list), &ids).ignore();
+        self.query::<Value>(&pipe).await.map(drop)
+    }
+
+    async fn list_len(&self, list: &str) -> StoreResult<u64> {
+        self.query_cmd(redis::cmd("LLEN").arg(self.keys.list(list)))
+            .await
+    }
+
+    async fn pop_front(&self, list: &str, limit: usize) -> StoreResult<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let popped: Option<Vec<String>> = self
+            .query_cmd(redis::cmd("LPOP").arg(self.keys.list(list)).arg(limit))
+            .await?;
+        Ok(popped.unwrap_or_default())
+    }
+
+    async fn dlq_items(&self, list: &str) -> StoreResult<Vec<String>> {
+        self.query_cmd(redis::cmd("LRANGE").arg(self.keys.dlq(list)).arg(0).arg(-1))
+            .await
+    }
+
+    async fn dlq_reprocess(&self, list: &str, count: usize) -> StoreResult<usize> {
+        if count == 0 {
+            return Ok(0);
+        }
+        let dlq = self.keys.dlq(list);
+        let list = self.keys.list(list);
+        let stop = i64::try_from(count).unwrap_or(i64::MAX) - 1;
+        let head: Vec<String> = self
+            .query_cmd(redis::cmd("LRANGE").arg(&dlq).arg(0).arg(stop))
+            .await?;
+        if head.is_empty() {
+            return Ok(0);
+        }
+        // Race: a concurrent reprocessor of the same DLQ may move some of these items first.
+        // Each LMOVE is atomic, so no item is lost or duplicated, but the pending count raised
+        // here may belong to an item the other caller moved (its count then ends up one too
+        // high: the vCon keeps no TTL until the pending hash's 30-day safety TTL), and an item
+        // moved here may not have had its own count raised (it then gets its TTL a run early).
+        // Neither loses a vCon; a cross-slot Lua script, the only exact fix, would break Cluster.
+        let mut pipe = Pipeline::with_capacity(head.len() * 6);
+        for id in &head {
+            self.raise_pending(
+                &mut pipe,
+                &self.keys.vcon(id.as_str()),
+                &self.keys.pending(id.as_str()),
+            );
+            pipe.cmd("LMOVE")
+                .arg(&dlq)
+                .arg(&list)
+                .arg("LEFT")
+                .arg("RIGHT");
+        }
+        let replies: Vec<Value> = self.query(&pipe).await?;
+        // Replies alternate: EXEC, LMOVE.
+        Ok(replies
+            .chunks(2)
+            .filter(|pair| pair.get(1).is_some_and(|moved| *moved != Value::Nil))
+            .count())
+    }
+
+    async fn storage_dlq_items(&self, storage: &str) -> StoreResult<Vec<String>> {
+        self.query_cmd(
+            redis::cmd("LRANGE")
+                .arg(self.keys.storage_dlq(storage))
+                .arg(0)
+                .arg(-1),
+        )
+        .await
+    }
+
+    async fn chain_status(&self, chain: ChainLists<'_>) -> StoreResult<ChainStatus> {
+        let mut pipe = Pipeline::new();
+        for list in chain.ingress_lists {
+            pipe.llen(self.keys.list(list)).llen(self.keys.dlq(list));
+        }
+        for list in chain.egress_lists {
+            pipe.llen(self.keys.list(list));
+        }
+        for storage in chain.storages {
+            pipe.llen(self.keys.storage_dlq(storage));
+        }
+        pipe.hgetall(self.keys.chain_stats(chain.name))
+            .smembers(self.keys.instances());
+        let mut replies = self.query::<Vec<Value>>(&pipe).await?.into_iter();
+
+        let mut status = ChainStatus::default();
+        for list in chain.ingress_lists {
+            let depth = parse(replies.next(), "LLEN")?;
+            let dlq_depth = parse(replies.next(), "LLEN")?;
+            status.ingress.push((list.clone(), depth, dlq_depth));
+        }
+        for list in chain.egress_lists {
+            status
+                .egress
+                .push((list.clone(), parse(replies.next(), "LLEN")?));
+        }
+        for storage in chain.storages {
+            status
+                .storage_dlq
+                .push((storage.clone(), parse(replies.next(), "LLEN")?));
+        }
+        let stats: std::collections::HashMap<String, String> = parse(replies.next(), "HGETALL")?;
+        let counter = |name: &str| {
+            stats
+                .get(name)
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0)
+        };
+        status.processed = counter("processed");
+        status.halted = counter("halted");
+        status.failed = counter("failed");
+        let instances: Vec<String> = parse(replies.next(), "SMEMBERS")?;
+
+        if instances.is_empty() || chain.ingress_lists.is_empty() {
+            return Ok(status);
+        }
+        // Only live instances count: a dead one's items are about to be moved back (§3.5).
+        let mut pipe = Pipeline::with_capacity(instances.len() * (1 + chain.ingress_lists.len()));
+        for instance in &instances {
+            pipe.exists(self.keys.instance(instance));
+            for list in chain.ingress_lists {
+                pipe.llen(self.keys.processing(list, instance));
+            }
+        }
+        let replies: Vec<Value> = self.query(&pipe).await?;
+        for per_instance in replies.chunks(1 + chain.ingress_lists.len()) {
+            let Some((alive, depths)) = per_instance.split_first() else {
+                continue;
+            };
+            if parse::<bool>(Some(alive.clone()), "EXISTS")? {
+                for depth in depths {
+                    status.in_flight += parse::<u64>(Some(depth.clone()), "LLEN")?;
+                }
+            }
+        }
+        Ok(status)
+    }
+
+    async fn index_all(&self) -> StoreResult<u64> {
+        let pattern = self.keys.vcon_pattern();
+        let mut cursor: u64 = 0;
+        let mut indexed = 0;
+        // SCAN may return a key twice (when Redis rehashes during the walk); such a key is
+        // indexed twice, which is harmless, and counted twice.
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let (next, names): (u64, Vec<Vec<u8>>) = self.query_cmd(&scan).await?;
+            let keys: Vec<String> = names
+                .into_iter()
+                .filter_map(|name| match String::from_utf8(name) {
+                    Ok(key) => Some(key),
+                    Err(name) => {
+                        tracing::warn!(key = ?name.as_bytes(), "index_vcons: skipped a key that is not UTF-8");
+                        None
+                    }
+                })
+                .collect();
+            if !keys.is_empty() {
+                indexed += self.index_batch(&keys).await?;
+            }
+            if next == 0 {
+                return Ok(indexed);
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl RedisStore {
+    /// Reads and indexes one `SCAN` batch: one read round trip, one write round trip.
+    async fn index_batch(&self, keys: &[String]) -> StoreResult<u64> {
+        let values = self.read_values(keys).await?;
+        let receipt = chrono::Utc::now().timestamp();
+        let mut pipe = Pipeline::new();
+        let mut indexed = 0;
+        for (key, value) in keys.iter().zip(values) {
+            let Some(bytes) = value else {
+                continue; // expired or deleted since the SCAN
+            };
+            let Ok(text) = String::from_utf8(bytes) else {
+                tracing::warn!(key, "index_vcons: skipped a value that is not UTF-8");
+                continue;
+            };
+            if let Some(entry) = describe_for_index(&self.keys, key, text, receipt) {
+                self.push_index(&mut pipe, &entry.id, entry.score(), &entry.parties);
+                indexed += 1;
+            }
+        }
+        if !pipe.is_empty() {
+            self.query::<Value>(&pipe).await?;
+        }
+        Ok(indexed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_are_unavailable() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(classify(&refused).is_unavailable());
+        let reset = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(classify(&reset).is_unavailable());
+        let timeout = RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(classify(&timeout).is_unavailable());
+        let broken = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(classify(&broken).is_unavailable());
+    }
+
+    #[test]
+    fn answers_with_an_error_are_backend() {
+        let wrong = RedisError::from((ErrorKind::UnexpectedReturnType, "not a list"));
+        assert!(!classify(&wrong).is_unavailable());
+        let client = RedisError::from((ErrorKind::Client, "bad argument"));
+        assert!(!classify(&client).is_unavailable());
+    }
+
+    #[test]
+    fn the_script_keeps_its_keys_and_arguments_in_order() {
+        // The call is built by hand; its shape must match what the script reads.
+        assert!(PUT_VCON_SCRIPT.contains("KEYS[1], KEYS[2]"));
+        for argument in ["ARGV[1]", "ARGV[2]", "ARGV[3]", "ARGV[4]"] {
+            assert!(PUT_VCON_SCRIPT.contains(argument), "{argument}");
+        }
+    }
+}
