@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use serde_json::json;
 
-use crate::common::{self, send, Backend};
+use crate::common::{self, send};
 
 const FILE: &str = r#"
 api:

@@ -81,7 +81,7 @@ async fn reingress_queues_stored_vcons_and_skips_unknown_ones() {
     let reply = send(&app, ingress("[1,")).await;
     assert_eq!(
         (reply.status, reply.json()),
-        (StatusCode::BAD_REQUEST, json!({"detail": "Malformed JSON at line 1, column 3: EOF while parsing a list"}))
+        (StatusCode::BAD_REQUEST, json!({"detail": "Malformed JSON at line 1, column 3: EOF while parsing a value"}))
     );
     let reply = send(&app, post("/vcon/ingress?ingress_list=paused_list").set_payload(format!(r#"["{U1}"]"#))).await;
     assert_eq!((reply.status, reply.json()), (StatusCode::NOT_FOUND, json!({"detail": "No chain reads ingress list 'paused_list'"})));
@@ -137,7 +137,7 @@ async fn chains_show_depths_and_counters_in_config_order() {
     rpush(&format!("{p}DLQ:default_ingress"), &[U3]);
     rpush(&format!("{p}processed"), &[U3]);
     rpush(&format!("{p}DLQ:storage:files"), &[U1, U2]);
-    let _: () = redis::cmd("HSET").arg(format!("{p}conserver:chain_stats:main")).arg(["processed", "7", "halted", "2", "failed", "1"]).query(&mut redis()).unwrap();
+    let _: () = redis::cmd("HSET").arg(format!("{p}conserver:chain_stats:main")).arg(&["processed", "7", "halted", "2", "failed", "1"]).query(&mut redis()).unwrap();
     // A live instance holding one uuid of the chain's list.
     let _: () = redis::cmd("SADD").arg(format!("{p}conserver:instances")).arg("i1").query(&mut redis()).unwrap();
     let _: () = redis::cmd("SET").arg(format!("{p}conserver:instance:i1")).arg("{}").arg("EX").arg(30).query(&mut redis()).unwrap();

@@ -28,7 +28,7 @@ async fn a_posted_vcon_is_stored_and_returned_byte_for_byte() {
     let reply = send(&app, post_vcon(body)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
     assert_eq!(reply.text(), compact);
-    assert_eq!(reply.headers["content-type"], "application/json");
+    assert_eq!(reply.header("content-type"), "application/json");
     // Read back through every accepted uuid form.
     for form in [U1, "0191a3f45b6c7d8e9f00000000000001", "{0191A3F4-5B6C-7D8E-9F00-000000000001}", "urn:uuid:0191a3f4-5b6c-7d8e-9f00-000000000001"] {
         let reply = send(&app, get(&format!("/api/vcon/{form}"))).await;

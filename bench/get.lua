@@ -1,0 +1,19 @@
+-- wrk script: GET /vcon/{uuid} of vCons stored by post.lua (thread 0's first N requests).
+local stored = tonumber(os.getenv("BENCH_STORED") or "1000")
+
+function init(args)
+  math.randomseed(os.time())
+end
+
+function request()
+  local uuid = string.format("%08x-0000-4000-8000-%012x", 0, math.random(1, stored))
+  return wrk.format("GET", "/vcon/" .. uuid)
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f requests=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, summary.requests, errors))
+end
