@@ -193,11 +193,14 @@ impl Store for MemoryStore {
 
     async fn enqueue(&self, list: &str, uuids: &[Uuid]) -> StoreResult<()> {
         let list = self.keys.list(list);
+        let ids: Vec<String> = uuids.iter().map(Uuid::to_string).collect();
         self.with_data(|data, now| {
-            for uuid in uuids {
-                let id = uuid.to_string();
-                self.raise_pending(data, &id, now)?;
-                data.rpush(&list, [id])?;
+            for id in &ids {
+                self.raise_pending(data, id, now)?;
+            }
+            // Every count is raised before any uuid becomes visible to a consumer.
+            if !ids.is_empty() {
+                data.rpush(&list, ids.iter().cloned())?;
             }
             Ok(())
         })
@@ -452,6 +455,8 @@ impl Data {
         };
         let Some(deadline) = now.checked_add(Duration::from_secs(seconds)) else {
             // Beyond what an Instant can hold: as good as never.
+            let previous = entry.expires_at.take();
+            self.forget_deadline(key, previous);
             return true;
         };
         if seconds == 0 {

@@ -37,6 +37,10 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// `SCAN … COUNT` of `/index_vcons` (api.md §5.24).
 const SCAN_COUNT: u64 = 500;
+/// Values `/index_vcons` reads per round trip.
+const READ_CHUNK: usize = 100;
+/// The oldest server with `LMOVE`, `BLMOVE` and `LPOP <count>` (redis.md §1).
+const MINIMUM_VERSION: (u32, u32) = (6, 2);
 
 /// Writes `vcon:<uuid>` and gives it a TTL only when nothing holds it (redis.md §2, api.md
 /// §5.13 step 2). In one script so the pending count read and the TTL written cannot be
@@ -116,6 +120,7 @@ impl RedisStore {
                 )))
             }
         };
+        check_version(&connection).await?;
         let keys = Keys::new(settings.key_prefix.clone());
         let sorted_set = keys.sorted_set(&settings.sorted_set);
         Ok(RedisStore {
@@ -146,20 +151,21 @@ impl RedisStore {
         request: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> StoreResult<T> {
         let outcome = tokio::time::timeout(OPERATION_TIMEOUT, request).await;
-        self.conclude(outcome)
+        self.conclude(outcome, OPERATION_TIMEOUT)
     }
 
-    /// The result of a request that ran within [`OPERATION_TIMEOUT`] (`Ok`) or not (`Err`).
+    /// The result of a request that ran within `deadline` (`Ok`) or not (`Err`).
     fn conclude<T>(
         &self,
         outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+        deadline: Duration,
     ) -> StoreResult<T> {
         let error = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => classify(&error),
             Err(_) => StoreError::Unavailable(format!(
                 "Redis did not answer within {} s",
-                OPERATION_TIMEOUT.as_secs()
+                deadline.as_secs()
             )),
         };
         if error.is_unavailable() {
@@ -315,6 +321,45 @@ impl Read {
     }
 }
 
+/// Refuses a server older than [`MINIMUM_VERSION`], whose missing commands would otherwise
+/// fail later, one request at a time. A server that does not answer `INFO` (some managed
+/// services restrict it) is given the benefit of the doubt.
+async fn check_version(connection: &ConnectionManager) -> StoreResult<()> {
+    let mut connection = connection.clone();
+    let mut info = redis::cmd("INFO");
+    info.arg("server");
+    let outcome = tokio::time::timeout(
+        OPERATION_TIMEOUT,
+        info.query_async::<String>(&mut connection),
+    );
+    let info = match outcome.await {
+        Ok(Ok(info)) => info,
+        Ok(Err(error)) if classify(&error).is_unavailable() => return Err(classify(&error)),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "INFO server refused: Redis version not checked");
+            return Ok(());
+        }
+        Err(_) => return Err(StoreError::Unavailable("Redis did not answer INFO".into())),
+    };
+    match server_version(&info) {
+        Some(version) if version < MINIMUM_VERSION => Err(StoreError::Backend(format!(
+            "Redis {}.{} or later is required (LMOVE, LPOP with a count); this server is {}.{}",
+            MINIMUM_VERSION.0, MINIMUM_VERSION.1, version.0, version.1
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `(major, minor)` of the `redis_version:` line of `INFO server` (Valkey reports it too).
+fn server_version(info: &str) -> Option<(u32, u32)> {
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))?
+        .trim();
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
 /// Unavailable (a 503) when Redis cannot be reached or cannot serve for now; Backend (a 500)
 /// when it answered with an error.
 fn classify(error: &RedisError) -> StoreError {
@@ -379,15 +424,9 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> StoreResult<()> {
         let mut connection = self.connection.clone();
-        let cmd = redis::cmd("PING");
-        match tokio::time::timeout(PING_TIMEOUT, cmd.query_async::<()>(&mut connection)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(classify(&error)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer to PING within {} s",
-                PING_TIMEOUT.as_secs()
-            ))),
-        }
+        let ping = redis::cmd("PING");
+        let outcome = tokio::time::timeout(PING_TIMEOUT, ping.query_async(&mut connection)).await;
+        self.conclude(outcome, PING_TIMEOUT)
     }
 
     async fn put_vcon(&self, vcon: VconWrite<'_>, enqueue: &[String]) -> StoreResult<()> {
@@ -415,7 +454,7 @@ impl Store for RedisStore {
         let request = pipe.query_async::<Value>(&mut connection);
         let outcome = tokio::time::timeout(OPERATION_TIMEOUT, request).await;
         if !matches!(&outcome, Ok(Err(error)) if lost_script(error)) {
-            self.conclude(outcome)?;
+            self.conclude(outcome, OPERATION_TIMEOUT)?;
             self.script_loaded.store(true, Ordering::Relaxed);
             return Ok(());
         }
@@ -696,7 +735,12 @@ impl Store for RedisStore {
 impl RedisStore {
     /// Reads and indexes one `SCAN` batch: one read round trip, one write round trip.
     async fn index_batch(&self, keys: &[String]) -> StoreResult<u64> {
-        let values = self.read_values(keys).await?;
+        // Read in chunks: vCons with inline media can be megabytes each, and one reply of a
+        // whole SCAN batch could then hold gigabytes in Redis's output buffer and here.
+        let mut values = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(READ_CHUNK) {
+            values.extend(self.read_values(chunk).await?);
+        }
         let receipt = chrono::Utc::now().timestamp();
         let mut pipe = Pipeline::new();
         let mut indexed = 0;
@@ -742,6 +786,15 @@ mod tests {
         assert!(!classify(&wrong).is_unavailable());
         let client = RedisError::from((ErrorKind::Client, "bad argument"));
         assert!(!classify(&client).is_unavailable());
+    }
+
+    #[test]
+    fn server_version_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n";
+        assert_eq!(server_version(info), Some((7, 0)));
+        assert!(server_version("redis_version:6.0.9\r\n").unwrap() < MINIMUM_VERSION);
+        assert!(server_version("redis_version:6.2.0\r\n").unwrap() >= MINIMUM_VERSION);
+        assert_eq!(server_version("# Server\r\n"), None);
     }
 
     #[test]

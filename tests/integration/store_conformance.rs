@@ -415,6 +415,7 @@ async fn list_vcons_order_bounds_paging_and_bare_members(h: Arc<Harness>) {
     assert_eq!(list(None, None, 1, 2).await, [id(4), id(2)]);
     assert_eq!(list(None, None, 4, 2).await, [id(0)]);
     assert!(list(None, None, 5, 2).await.is_empty());
+    assert!(list(None, None, 0, 0).await.is_empty());
     assert!(list(Some(400), None, 0, 50).await.is_empty());
 }
 
