@@ -65,8 +65,8 @@ impl MemoryStore {
         op: impl FnOnce(&mut Data, Instant) -> Result<T, StoreError>,
     ) -> StoreResult<T> {
         let now = Instant::now();
-        // A panic under the lock cannot leave a half-applied command that matters more than
-        // losing the whole store, so a poisoned lock is used as is.
+        // A panic under the lock leaves at worst one half-applied operation, as a pipeline cut
+        // short does on Redis; refusing every later call would be worse, so the data is kept.
         let mut data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
         data.purge(now);
         op(&mut data, now)

@@ -292,6 +292,7 @@ conformance! {
     index_all_rebuilds_from_the_keys;
     get_vcons_order_with_misses;
     keys_carry_the_prefix;
+    a_vcon_key_of_another_type_is_a_backend_error;
 }
 
 async fn kind_and_ping(h: Arc<Harness>) {
@@ -743,6 +744,19 @@ async fn keys_carry_the_prefix(h: Arc<Harness>) {
     ];
     expected.sort();
     assert_eq!(written, expected);
+}
+
+async fn a_vcon_key_of_another_type_is_a_backend_error(h: Arc<Harness>) {
+    let uuid = Uuid::new_v4();
+    h.raw(&["RPUSH", &h.keys.vcon(uuid), "not a vCon"]).await;
+    let error = h.store.get_vcon(uuid).await.unwrap_err();
+    assert!(!error.is_unavailable(), "{error:?}");
+    let error = h
+        .store
+        .get_vcons(&[Uuid::new_v4(), uuid])
+        .await
+        .unwrap_err();
+    assert!(!error.is_unavailable(), "{error:?}");
 }
 
 /// A `redis-server` of the test's own, killed when dropped.
