@@ -2,8 +2,33 @@
 //! the compiled, typed form every other module reads, redaction for `GET /config`, and the
 //! check that reports every problem at once with its YAML path.
 //!
-//! OWNER: config helper. The public items below are the interface; their signatures are
-//! fixed, their bodies are to be written.
+//! The pipeline: [`yaml`] parses the text → [`interpolate`] expands `${VAR}` → [`coerce`] and
+//! [`raw`] type it leniently → [`compile`] checks everything (with [`settings`],
+//! [`instances`], [`pipelines`]) through a [`checker::Checker`] that collects every problem.
+//! [`redact`] and [`keep`] serve `GET`/`POST /config`.
+
+mod checker;
+pub mod coerce;
+mod compile;
+mod environment;
+mod instances;
+pub mod interpolate;
+mod keep;
+mod load;
+mod locate;
+pub mod modules;
+mod names;
+pub mod path;
+mod pipelines;
+pub mod raw;
+pub mod redact;
+mod settings;
+mod suggest;
+mod summary;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +36,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::problem::Problem;
+use crate::problem::{Loc, Problem};
+
+use self::checker::Checker;
+use self::path::YamlPath;
 
 /// A snapshot of the environment variables the config reads, so tests never touch the process
 /// environment. An empty value counts as unset (config.md §8).
@@ -19,17 +47,21 @@ use crate::problem::Problem;
 pub struct Env(pub HashMap<String, String>);
 
 impl Env {
+    /// The process environment, read once at the edges (start, reload, `POST /config`).
     pub fn from_process() -> Self {
         Env(std::env::vars().collect())
     }
 
     /// The value of `name` when set and not empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
-/// The compiled configuration.
+/// The compiled configuration: every default and environment override applied.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub redis: RedisSettings,
@@ -54,6 +86,7 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// The `redis` section (config.md §7.1).
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     /// `None` → the embedded in-memory store.
@@ -71,6 +104,7 @@ pub struct RedisSettings {
     pub heartbeat_ttl: u64,
 }
 
+/// The `api` section (config.md §7.2).
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// `host:port` as configured (`127.0.0.1:8000`, `[::]:8000`, `localhost:8000`).
@@ -88,6 +122,7 @@ pub struct ApiSettings {
     pub cors_allow_origins: Vec<String>,
 }
 
+/// The `limits` section (config.md §7.3).
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub default_workers: usize,
@@ -120,6 +155,7 @@ pub struct Module {
     pub retry: Retry,
 }
 
+/// A chain (config.md §5).
 #[derive(Debug, Clone)]
 pub struct Chain {
     pub name: String,
@@ -134,6 +170,7 @@ pub struct Chain {
     pub tracers: Option<Vec<String>>,
 }
 
+/// A follower (config.md §6).
 #[derive(Debug, Clone)]
 pub struct Follower {
     pub name: String,
@@ -157,23 +194,38 @@ pub struct ConfigProblem {
 impl ConfigProblem {
     /// As a 422 problem of `POST /config`: type `config`, `loc` = `body` + the config path.
     pub fn to_problem(&self) -> Problem {
-        todo!("config helper")
+        // The text path was written by `YamlPath`'s `Display`, so it reads back; anything
+        // else is kept whole as one key rather than lost.
+        let segments = match YamlPath::parse(&self.path) {
+            Some(path) => path.segments().to_vec(),
+            None => vec![Loc::Key(self.path.clone())],
+        };
+        Problem::body("config", segments, self.message.clone())
     }
 }
 
 impl std::fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = if self.path.is_empty() {
+            "(top level)"
+        } else {
+            &self.path
+        };
         match self.line {
-            Some(line) => write!(f, "{} (line {}): {}", self.path, line, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
+            Some(line) => write!(f, "{} (line {}): {}", path, line, self.message),
+            None => write!(f, "{}: {}", path, self.message),
         }
     }
 }
 
+/// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A YAML syntax error: the only one that stops the pass early.
     #[error("config file is not valid YAML: {0}")]
     Syntax(String),
@@ -185,26 +237,40 @@ impl Config {
     /// Load from `--config PATH` / `CONSERVER_CONFIG_FILE` / `./config.yml` / `./config.yaml`
     /// (config.md §1); no file at all → the empty configuration (warning in `warnings`).
     pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
-        let _ = (explicit, env);
-        todo!("config helper")
+        load::load(explicit, env, Path::new("."))
     }
 
     /// Compile YAML text.
     pub fn from_yaml(text: &str, path: Option<PathBuf>, env: &Env) -> Result<Config, ConfigError> {
-        let _ = (text, path, env);
-        todo!("config helper")
+        let document = yaml::parse(text).map_err(ConfigError::Syntax)?;
+        compile::compile(Checker::new(Some(text)), document, path, env)
     }
 
     /// Compile a document posted to `POST /config`; a string `"***"` keeps the value at that
     /// path in `current` (a problem when there is none).
-    pub fn from_posted(document: Value, current: &Config, env: &Env) -> Result<Config, ConfigError> {
-        let _ = (document, current, env);
-        todo!("config helper")
+    /// The result's `document` is the merged document (write it with [`Config::to_yaml`]);
+    /// its `path` is `current.path`.
+    pub fn from_posted(
+        document: Value,
+        current: &Config,
+        env: &Env,
+    ) -> Result<Config, ConfigError> {
+        let (merged, nothing_to_keep) = keep::keep_current(document, &current.document);
+        let mut ck = Checker::new(None);
+        for keep::NothingToKeep(path) in nothing_to_keep {
+            ck.error(&path, "\"***\" keeps the current value, but the current configuration has none at this path");
+        }
+        compile::compile(ck, merged, current.path.clone(), env)
+    }
+
+    /// The document as YAML text, for writing the config file after `POST /config`.
+    pub fn to_yaml(&self) -> String {
+        yaml::write(&self.document)
     }
 
     /// The document with secrets redacted (api.md §5.22).
     pub fn redacted(&self) -> Value {
-        todo!("config helper")
+        redact::redact(&self.document)
     }
 
     /// The enabled chain that reads `list`, if any.
@@ -216,6 +282,6 @@ impl Config {
 
     /// The human summary `check-config` prints on success.
     pub fn summary(&self) -> String {
-        todo!("config helper")
+        summary::summary(self)
     }
 }
