@@ -790,6 +790,23 @@ impl OwnRedis {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the server, to make it hang rather than refuse.
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("server running")
+            .id()
+            .to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(
+            status.is_ok_and(|status| status.success()),
+            "kill -{signal} {pid}"
+        );
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -878,6 +895,38 @@ async fn redis_outage_gives_unavailable_and_the_store_recovers() {
         Some(r#"{"back":true}"#)
     );
     assert_eq!(store.list_len("calls").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn redis_that_hangs_gives_unavailable_and_the_store_recovers() {
+    let server = OwnRedis::start(free_port());
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let store = RedisStore::connect(&url, settings("")).await.unwrap();
+    let uuid = Uuid::new_v4();
+    let index = PartyIndex::default();
+    let write = VconWrite {
+        uuid,
+        text: "{}",
+        score: 1,
+        parties: &index,
+    };
+    store.put_vcon(write, &[]).await.unwrap();
+
+    server.signal("STOP");
+    assert_unavailable(store.get_vcon(uuid)).await;
+    assert_unavailable(store.ping()).await;
+    server.signal("CONT");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(error) = store.get_vcon(uuid).await {
+        assert!(error.is_unavailable(), "{error:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the store did not recover: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(store.get_vcon(uuid).await.unwrap().as_deref(), Some("{}"));
 }
 
 #[tokio::test]
