@@ -17,7 +17,9 @@ use super::ConfigProblem;
 pub struct Checker<'s> {
     /// The YAML text, when the config came from a file (for line numbers).
     source: Option<&'s str>,
+    /// Problems, in the order found.
     pub problems: Vec<ConfigProblem>,
+    /// Warnings: reported, but the config stays valid.
     pub warnings: Vec<String>,
     /// Paths whose `${VAR}` could not be expanded: their value is the unexpanded text, so a
     /// type error there would only repeat the same problem.
@@ -25,6 +27,7 @@ pub struct Checker<'s> {
 }
 
 impl<'s> Checker<'s> {
+    /// A checker for a config read from `source` (`None`: posted, no lines to give).
     pub fn new(source: Option<&'s str>) -> Self {
         Checker {
             source,
@@ -93,6 +96,7 @@ impl<'s> Checker<'s> {
         self.unresolved.insert(path.to_string());
     }
 
+    /// Something an operator should know that does not make the config invalid.
     pub fn warn(&mut self, message: impl Into<String>) {
         self.warnings.push(message.into());
     }

@@ -20,7 +20,9 @@ pub trait Coerce: Sized {
 /// A value of the expected type, or the value found instead.
 #[derive(Debug, Clone)]
 pub enum Field<T> {
+    /// The value, typed.
     Valid(T),
+    /// The value as found, which does not have the type.
     Invalid(Value),
 }
 
@@ -168,6 +170,7 @@ impl Coerce for Options {
 /// `null` is a mapping with no keys.
 #[derive(Debug, Clone)]
 pub struct Object<T> {
+    /// The known keys, read into `T`.
     pub value: T,
     /// Keys that are not fields of `T`, in file order.
     pub unknown: Vec<String>,

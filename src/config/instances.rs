@@ -24,10 +24,13 @@ struct Entry<'r> {
 /// The compiled instances of one section, and every name it defines (also those whose
 /// definition has problems, so that references to them are not reported as undefined).
 pub struct Section {
+    /// The instances that compiled, in file order.
     pub modules: Vec<Module>,
+    /// Every name the section defines, in file order.
     pub names: Vec<String>,
 }
 
+/// The `links` section.
 pub fn links(
     ck: &mut Checker<'_>,
     field: &Option<Field<Named<Object<RawLink>>>>,
@@ -61,6 +64,7 @@ pub fn links(
     )
 }
 
+/// The `storages` section.
 pub fn storages(
     ck: &mut Checker<'_>,
     field: &Option<Field<Named<Object<RawStorage>>>>,
@@ -81,6 +85,7 @@ pub fn storages(
     )
 }
 
+/// The `tracers` section.
 pub fn tracers(
     ck: &mut Checker<'_>,
     field: &Option<Field<Named<Object<RawTracer>>>>,
@@ -101,6 +106,8 @@ pub fn tracers(
     )
 }
 
+/// One section: each entry's name checked, its unknown keys reported, and its common keys
+/// (read by `entry_of`) compiled.
 fn section<T, F>(
     ck: &mut Checker<'_>,
     kind: ModuleKind,
@@ -139,6 +146,7 @@ where
     compiled
 }
 
+/// One instance: its module resolved, `pip_name` refused, `retry` merged.
 fn instance(
     ck: &mut Checker<'_>,
     kind: ModuleKind,

@@ -11,7 +11,9 @@ use super::Env;
 /// An interpolation failure at one path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unresolved {
+    /// Where the string is.
     pub path: YamlPath,
+    /// Which variable is unset, or which reference is malformed.
     pub message: String,
 }
 

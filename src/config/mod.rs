@@ -64,18 +64,23 @@ impl Env {
 /// The compiled configuration: every default and environment override applied.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Store connection and key lifetimes.
     pub redis: RedisSettings,
+    /// The HTTP server.
     pub api: ApiSettings,
+    /// Concurrency, timeouts, retries and sizes.
     pub limits: Limits,
     /// In file order.
     pub links: Vec<Module>,
     /// In file order: the order of storage fallback reads.
     pub storages: Vec<Module>,
+    /// In file order; each runs for every chain that does not restrict its tracers.
     pub tracers: Vec<Module>,
     /// In file order.
     pub chains: Vec<Chain>,
+    /// In file order.
     pub followers: Vec<Follower>,
-    /// Ingress list → accepted keys.
+    /// Ingress list → accepted keys, in file order.
     pub ingress_auth: Vec<(String, Vec<String>)>,
     /// The document as written in the file (before interpolation), for `GET /config` and the
     /// `"***"` rule of `POST /config`.
@@ -91,16 +96,25 @@ pub struct Config {
 pub struct RedisSettings {
     /// `None` → the embedded in-memory store.
     pub url: Option<String>,
+    /// `url` is a seed node of a Redis Cluster.
     pub cluster: bool,
+    /// Store `vcon:{uuid}` as RedisJSON documents.
     pub json_module: bool,
+    /// Prepended to every key (`""` to share Redis with Python servers).
     pub key_prefix: String,
+    /// Name of the created-at index (`vcons`).
     pub sorted_set: String,
-    /// Seconds; 0 = never expires.
+    /// Seconds a vCon lives once no chain holds it; 0 = never expires.
     pub vcon_ttl: u64,
+    /// Seconds a vCon lives in a DLQ; 0 = never expires.
     pub dlq_ttl: u64,
+    /// Seconds the party index sets live (≥ 1).
     pub index_ttl: u64,
+    /// Read vCons missing from the store back from storages.
     pub storage_fallback: bool,
+    /// This instance's name in processing lists and heartbeats.
     pub instance_id: String,
+    /// Seconds the heartbeat lives (≥ 5).
     pub heartbeat_ttl: u64,
 }
 
@@ -109,62 +123,90 @@ pub struct RedisSettings {
 pub struct ApiSettings {
     /// `host:port` as configured (`127.0.0.1:8000`, `[::]:8000`, `localhost:8000`).
     pub bind: String,
-    /// `/api`, or `""` for root only (a configured `/` becomes `""`).
+    /// `/api`, or `""` for root only (a configured `/` becomes `""`); no trailing slash.
     pub prefix: String,
-    /// The union of `CONSERVER_API_TOKEN`, the token file's lines and `api.tokens`.
+    /// The union of `CONSERVER_API_TOKEN`, the token file's lines and `api.tokens`, in that
+    /// order, without duplicates.
     pub tokens: Vec<String>,
+    /// The token file read (`CONSERVER_API_TOKEN_FILE`, else `api.token_file`).
     pub token_file: Option<PathBuf>,
-    /// Lowercase.
+    /// The auth header, lowercase.
     pub header_name: String,
+    /// Request body limit (≥ 1024).
     pub max_body_bytes: usize,
+    /// Serve without tokens on a non-loopback address.
     pub allow_unauthenticated: bool,
+    /// Accept JWS/JWE vCons on POST.
     pub accept_signed: bool,
+    /// CORS origins (`["*"]` by default).
     pub cors_allow_origins: Vec<String>,
 }
 
 /// The `limits` section (config.md §7.3).
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// `workers` of chains that do not set it (environment product applied).
     pub default_workers: usize,
+    /// Timeout of one outbound HTTP request of modules without their own `timeout`.
     pub http_timeout: Duration,
+    /// Retry policy of links and storages without their own.
     pub retry: Retry,
+    /// Write a chain's storages concurrently.
     pub parallel_storage: bool,
+    /// Largest vCon a link may produce.
     pub max_vcon_bytes: usize,
+    /// Largest recording a transcription link downloads or decodes.
     pub max_media_bytes: usize,
+    /// Time in-flight vCons get to finish at shutdown.
     pub shutdown_grace: Duration,
 }
 
 /// The retry object of config.md §7.4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retry {
+    /// Tries in total, including the first (1 … 100).
     pub attempts: u32,
+    /// Wait before the second try.
     pub initial_backoff: Duration,
+    /// Upper bound of one wait (≥ `initial_backoff`).
     pub max_backoff: Duration,
+    /// Growth of the wait between tries (≥ 1).
     pub multiplier: f64,
 }
 
 /// A link, storage or tracer instance.
 #[derive(Debug, Clone)]
 pub struct Module {
+    /// The instance's name: its key under `links`, `storages` or `tracers`.
     pub name: String,
     /// The built-in module's short name (`tag`, `file`, …), whatever form the file used.
+    /// Legacy transcription aliases (`deepgram_link`, …) are kept as written; the module
+    /// layer presets their vendor (`modules::transcribe_alias_vendor`).
     pub module: String,
     /// Interpolated options as written (module defaults are applied by the module).
     pub options: Map<String, Value>,
-    /// The effective retry policy (`retry` of the module, else `limits.retry`).
+    /// The effective retry policy: the module's `retry` keys over `limits.retry`.
     pub retry: Retry,
 }
 
 /// A chain (config.md §5).
 #[derive(Debug, Clone)]
 pub struct Chain {
+    /// Its key under `chains`.
     pub name: String,
+    /// Link names, run in this order.
     pub links: Vec<String>,
+    /// Storage names, written after the links.
     pub storages: Vec<String>,
+    /// Lists this chain consumes.
     pub ingress_lists: Vec<String>,
+    /// Lists the uuid is appended to after the storages.
     pub egress_lists: Vec<String>,
+    /// A disabled chain consumes nothing.
     pub enabled: bool,
+    /// Limit on the link phase of one vCon; `None` = no limit.
     pub timeout: Option<Duration>,
+    /// vCons processed concurrently per instance (the chain's own, else `limits.default_workers`).
     pub workers: usize,
     /// `None` = every tracer.
     pub tracers: Option<Vec<String>>,
@@ -173,21 +215,33 @@ pub struct Chain {
 /// A follower (config.md §6).
 #[derive(Debug, Clone)]
 pub struct Follower {
+    /// Its key under `followers`.
     pub name: String,
+    /// Base URL of the remote server.
     pub url: String,
+    /// Remote egress list to pop from.
     pub egress_list: String,
+    /// Local ingress list to push to (read by an enabled chain).
     pub follower_ingress_list: String,
+    /// Token sent to the remote server.
     pub auth_token: Option<String>,
+    /// Header the token is sent in, lowercase (default `api.header_name`).
     pub header_name: String,
+    /// `limit` of each `GET /vcon/egress` call.
     pub fetch_vcon_limit: usize,
+    /// Pause between polls.
     pub pulling_interval: Duration,
 }
 
 /// One config problem: its YAML path (`chains.main.links[2]`), line when known, and message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigProblem {
+    /// `chains.main.links[2]`; keys that are not plain words are quoted (`links["my.link"]`);
+    /// `""` for the document itself.
     pub path: String,
+    /// 1-based line in the file, when the problem comes from a file and the line was found.
     pub line: Option<usize>,
+    /// A sentence an operator can act on.
     pub message: String,
 }
 
@@ -221,14 +275,18 @@ impl std::fmt::Display for ConfigProblem {
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read (a path given explicitly that does not exist, …).
     #[error("cannot read config file {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     /// A YAML syntax error: the only one that stops the pass early.
     #[error("config file is not valid YAML: {0}")]
     Syntax(String),
+    /// Every problem found, each with its path.
     #[error("{} config problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigProblem>),
 }

@@ -5,8 +5,11 @@
 /// both a link and a storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModuleKind {
+    /// Defined under `links`.
     Link,
+    /// Defined under `storages`.
     Storage,
+    /// Defined under `tracers`.
     Tracer,
 }
 

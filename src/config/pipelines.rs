@@ -18,13 +18,18 @@ use super::{Chain, Follower};
 
 /// Names defined by the other sections, which chains refer to.
 pub struct Defined<'d> {
+    /// Keys of `links`.
     pub links: &'d [String],
+    /// Keys of `storages`.
     pub storages: &'d [String],
+    /// Keys of `tracers`.
     pub tracers: &'d [String],
     /// Key prefixes of `redis_storage` instances, reserved for list names.
     pub storage_prefixes: &'d [String],
 }
 
+/// The `chains` section, with the checks across chains (one enabled reader per ingress
+/// list, no egress into the own ingress).
 pub fn chains(
     ck: &mut Checker<'_>,
     field: &Option<Field<Named<Object<RawChain>>>>,
@@ -233,6 +238,7 @@ fn list_names(
     names
 }
 
+/// The `followers` section; each follower must feed a list an enabled chain reads.
 pub fn followers(
     ck: &mut Checker<'_>,
     field: &Option<Field<Named<Object<RawFollower>>>>,
@@ -338,6 +344,7 @@ fn follower(
     })
 }
 
+/// The `ingress_auth` section.
 pub fn ingress_auth(
     ck: &mut Checker<'_>,
     field: &Option<Field<Named<KeyOrKeys>>>,

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::redact::url_passwords;
 use super::Config;
 
+/// Store, API, counts, then each chain with its lists, links and storages, then warnings.
 pub fn summary(config: &Config) -> String {
     let mut out = String::new();
     let source = config.path.as_ref().map_or_else(
