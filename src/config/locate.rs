@@ -224,6 +224,16 @@ followers:
     }
 
     #[test]
+    fn nested_keys_are_not_taken_for_top_level_ones() {
+        let text = "chains:\n  main:\n    links: [a]\nlinks:\n  a: {module: tag}\n";
+        assert_eq!(line_of(text, &["links".into(), "a".into()]), Some(5));
+        assert_eq!(
+            line_of(text, &["chains".into(), "main".into(), "links".into()]),
+            Some(3)
+        );
+    }
+
+    #[test]
     fn flow_style_and_missing_keys_give_the_nearest_line() {
         assert_eq!(
             at(&[

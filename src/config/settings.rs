@@ -109,17 +109,15 @@ pub fn redis(
     let raw: RawRedis = ck.section(&path, field);
 
     let url_path = path.key("url");
-    let file_url = ck.get(&url_path, &raw.url);
-    let url = match env.get("REDIS_URL") {
-        Some(url) => Some((url.to_owned(), Some("REDIS_URL"))),
-        None => file_url.map(|url| (url, None)),
-    };
-    if let Some((url, variable)) = &url {
-        if let Some(problem) = redis_url_problem(url) {
-            ck.setting_error(&url_path, *variable, problem);
+    // `url: ${REDIS_URL:-}` gives "": no URL, like an empty environment variable.
+    let url = text_setting(ck, env, "REDIS_URL", &url_path, &raw.url)
+        .filter(|setting| !setting.value.is_empty());
+    if let Some(setting) = &url {
+        if let Some(problem) = redis_url_problem(&setting.value) {
+            ck.setting_error(&url_path, setting.variable, problem);
         }
     }
-    let url = url.map(|(url, _)| url);
+    let url = url.map(|setting| setting.value);
 
     let cluster = ck.get(&path.key("cluster"), &raw.cluster).unwrap_or(false);
     let json_module = ck
@@ -158,7 +156,7 @@ pub fn redis(
         &sorted_set_path,
         &raw.sorted_set,
     )
-    .unwrap_or_else(|| "vcons".to_owned());
+    .map_or_else(|| "vcons".to_owned(), |setting| setting.value);
     if sorted_set.is_empty() {
         ck.error(&sorted_set_path, "must not be empty");
     }
@@ -197,14 +195,18 @@ pub fn redis(
             .unwrap_or(true);
 
     let instance_path = path.key("instance_id");
-    let instance_id = match env.get("CONSERVER_INSTANCE_ID") {
-        Some(id) => Some((id.to_owned(), Some("CONSERVER_INSTANCE_ID"))),
-        None => ck
-            .get(&instance_path, &raw.instance_id)
-            .map(|id| (id, None)),
-    };
+    let instance_id = text_setting(
+        ck,
+        env,
+        "CONSERVER_INSTANCE_ID",
+        &instance_path,
+        &raw.instance_id,
+    );
     let instance_id = match instance_id {
-        Some((id, variable)) => {
+        Some(Setting {
+            value: id,
+            variable,
+        }) => {
             let valid = !id.is_empty()
                 && id
                     .chars()
@@ -248,43 +250,31 @@ pub fn api(ck: &mut Checker<'_>, field: &Option<Field<Object<RawApi>>>, env: &En
     let raw: RawApi = ck.section(&path, field);
 
     let bind_path = path.key("bind");
-    let (bind, variable) = match env.get("CONSERVER_BIND") {
-        Some(bind) => (bind.to_owned(), Some("CONSERVER_BIND")),
-        None => (
-            ck.get(&bind_path, &raw.bind)
-                .unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
-            None,
-        ),
-    };
-    if let Some(problem) = bind_problem(&bind) {
-        ck.setting_error(&bind_path, variable, problem);
+    let bind = text_setting(ck, env, "CONSERVER_BIND", &bind_path, &raw.bind)
+        .unwrap_or_else(|| Setting::default_value("127.0.0.1:8000"));
+    if let Some(problem) = bind_problem(&bind.value) {
+        ck.setting_error(&bind_path, bind.variable, problem);
     }
 
     let prefix_path = path.key("prefix");
-    let (prefix, variable) = match env.get("API_ROOT_PATH") {
-        Some(prefix) => (prefix.to_owned(), Some("API_ROOT_PATH")),
-        None => (
-            ck.get(&prefix_path, &raw.prefix)
-                .unwrap_or_else(|| "/api".to_owned()),
-            None,
-        ),
-    };
-    let prefix = normalize_prefix(&prefix).unwrap_or_else(|problem| {
-        ck.setting_error(&prefix_path, variable, problem);
+    let prefix = text_setting(ck, env, "API_ROOT_PATH", &prefix_path, &raw.prefix)
+        .unwrap_or_else(|| Setting::default_value("/api"));
+    let prefix = normalize_prefix(&prefix.value).unwrap_or_else(|problem| {
+        ck.setting_error(&prefix_path, prefix.variable, problem);
         String::new()
     });
 
     let header_path = path.key("header_name");
-    let (header_name, variable) = match env.get("CONSERVER_HEADER_NAME") {
-        Some(name) => (name.to_owned(), Some("CONSERVER_HEADER_NAME")),
-        None => (
-            ck.get(&header_path, &raw.header_name)
-                .unwrap_or_else(|| "x-conserver-api-token".to_owned()),
-            None,
-        ),
-    };
-    if let Some(problem) = header_name_problem(&header_name) {
-        ck.setting_error(&header_path, variable, problem);
+    let header_name = text_setting(
+        ck,
+        env,
+        "CONSERVER_HEADER_NAME",
+        &header_path,
+        &raw.header_name,
+    )
+    .unwrap_or_else(|| Setting::default_value("x-conserver-api-token"));
+    if let Some(problem) = header_name_problem(&header_name.value) {
+        ck.setting_error(&header_path, header_name.variable, problem);
     }
 
     let (tokens, token_file) = tokens(ck, &path, &raw, env);
@@ -296,11 +286,11 @@ pub fn api(ck: &mut Checker<'_>, field: &Option<Field<Object<RawApi>>>, env: &En
         .unwrap_or_else(|| vec!["*".to_owned()]);
 
     ApiSettings {
-        bind,
+        bind: bind.value,
         prefix,
         tokens,
         token_file,
-        header_name: header_name.to_ascii_lowercase(),
+        header_name: header_name.value.to_ascii_lowercase(),
         max_body_bytes: to_usize(max_body_bytes),
         allow_unauthenticated: ck
             .get(
@@ -330,11 +320,18 @@ fn tokens(
         .collect();
 
     let file_path = path.key("token_file");
-    let token_file = match env.get("CONSERVER_API_TOKEN_FILE") {
-        Some(file) => Some((file.to_owned(), Some("CONSERVER_API_TOKEN_FILE"))),
-        None => ck.get(&file_path, &raw.token_file).map(|file| (file, None)),
-    };
-    if let Some((file, variable)) = &token_file {
+    let token_file = text_setting(
+        ck,
+        env,
+        "CONSERVER_API_TOKEN_FILE",
+        &file_path,
+        &raw.token_file,
+    );
+    if let Some(Setting {
+        value: file,
+        variable,
+    }) = &token_file
+    {
         match std::fs::read_to_string(file) {
             Ok(text) => tokens.extend(token_lines(&text)),
             Err(error) => ck.setting_error(
@@ -364,7 +361,10 @@ fn tokens(
             unique.push(token);
         }
     }
-    (unique, token_file.map(|(file, _)| PathBuf::from(file)))
+    (
+        unique,
+        token_file.map(|setting| PathBuf::from(setting.value)),
+    )
 }
 
 /// The tokens of a token file: one per line, trimmed; blank lines and `#` comments skipped.
@@ -429,16 +429,40 @@ pub fn strings(
     )
 }
 
-/// A string setting `variable` overrides.
+/// A string setting and where it came from, so that a problem with it names its source.
+struct Setting {
+    value: String,
+    /// The environment variable it came from; `None` for the file or the default.
+    variable: Option<&'static str>,
+}
+
+impl Setting {
+    fn default_value(value: &str) -> Self {
+        Setting {
+            value: value.to_owned(),
+            variable: None,
+        }
+    }
+}
+
+/// A string setting `variable` overrides. The file value is type-checked even when
+/// overridden: the file must stay valid without the environment.
 fn text_setting(
     ck: &mut Checker<'_>,
     env: &Env,
-    variable: &str,
+    variable: &'static str,
     path: &YamlPath,
     field: &Option<Field<String>>,
-) -> Option<String> {
-    let from_file = ck.get(path, field);
-    env.get(variable).map(str::to_owned).or(from_file)
+) -> Option<Setting> {
+    let from_file = ck.get(path, field).map(|value| Setting {
+        value,
+        variable: None,
+    });
+    let from_env = env.get(variable).map(|value| Setting {
+        value: value.to_owned(),
+        variable: Some(variable),
+    });
+    from_env.or(from_file)
 }
 
 /// An integer setting of at least `min` that `variable` overrides. The file value is

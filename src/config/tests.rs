@@ -726,6 +726,17 @@ limits: {default_workers: 2, parallel_storage: true}
 }
 
 #[test]
+fn an_empty_redis_url_means_the_embedded_store() {
+    let config = compile("redis: {url: '${REDIS_URL:-}'}\n").unwrap();
+    assert!(config.redis.url.is_none());
+    let found = problems(
+        "redis: {url: '${REDIS_URL:-}', cluster: true}\n",
+        &Env::default(),
+    );
+    assert_eq!(paths(&found), ["redis.cluster"]);
+}
+
+#[test]
 fn default_instance_id_is_used_without_a_setting() {
     let config = compile("").unwrap();
     assert!(config.redis.instance_id.ends_with(&format!(
