@@ -1051,3 +1051,43 @@ fn summary_names_the_store_and_every_chain() {
         redis.summary()
     );
 }
+
+#[test]
+fn python_module_loading_is_refused_with_the_message_of_the_spec() {
+    let text = "\
+imports:
+  custom_utility: {module: custom_utils, pip_name: custom-utils-package}
+  legacy_module: some.legacy.module
+links:
+  custom_pypi_link:
+    module: custom_link_module
+    pip_name: custom-link-package
+    options: {api_key: your_api_key_here}
+";
+    let found = problems(text, &Env::default());
+    assert_eq!(
+        paths(&found),
+        [
+            "links.custom_pypi_link.module",
+            "links.custom_pypi_link.pip_name",
+            "imports.custom_utility",
+            "imports.legacy_module",
+        ]
+    );
+    let spec_example = "links.custom_pypi_link.module: module \"custom_link_module\" is not a built-in link. \
+        conserver does not load code at run time. Built-in links: analyze, analyze_and_label, analyze_vcon, \
+        check_and_tag, datatrails, deepgram_link, delay, detect_engagement, diet, expire_vcon, groq_whisper, \
+        http_link, hugging_face_whisper, hugging_llm_link, jq_link, openai_transcribe, post_analysis_to_slack, \
+        sampler, scitt, tag, tag_router, transcribe, webhook, wtf_transcribe. Custom processing in any language \
+        can run behind http_link.";
+    let shown = ConfigProblem {
+        line: None,
+        ..found[0].clone()
+    }
+    .to_string();
+    assert_eq!(shown, spec_example);
+    assert_eq!(found[0].line, Some(6));
+    assert!(found[3]
+        .message
+        .contains("\"some.legacy.module\" cannot be imported"));
+}
