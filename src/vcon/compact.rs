@@ -9,10 +9,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::problem::{Loc, Problem};
 
 use super::findings::Findings;
+use super::strings::{find_special, unescape};
 use super::IngestError;
 
 /// The deepest nesting accepted (vcon.md §3.1 row 3); the root object is level 1.
@@ -22,6 +24,10 @@ pub(crate) const MAX_DEPTH: usize = 128;
 /// map, so a body with a huge object cannot make the scan quadratic.
 const LINEAR_KEY_SCAN_LIMIT: usize = 32;
 
+/// How many member values of the root object are located for the view (a bound on memory
+/// for a root with millions of members; beyond it the view finds them itself).
+const ROOT_SPAN_LIMIT: usize = 4096;
+
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The scan's result: the text to store, and the problems found on the way.
@@ -29,6 +35,9 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 pub(crate) struct Compacted {
     pub text: String,
     pub findings: Findings,
+    /// Where each member value of the root object lies in `text`, in document order, when the
+    /// root is an object (see `view::Object::pick_spanned`).
+    pub root_spans: Vec<Range<usize>>,
 }
 
 /// Check `body` against RFC 8259 and remove the whitespace between its tokens (and a leading
@@ -51,7 +60,11 @@ pub(crate) fn compact(body: &[u8]) -> Result<Compacted, IngestError> {
     }
     let mut scanner = Scanner::new(text);
     scanner.run()?;
-    Ok(Compacted { text: scanner.output, findings: scanner.findings })
+    Ok(Compacted {
+        text: scanner.output,
+        findings: scanner.findings,
+        root_spans: scanner.root_spans,
+    })
 }
 
 fn is_whitespace(b: u8) -> bool {
@@ -95,6 +108,34 @@ struct Frame<'a> {
     key_index: Option<HashMap<Cow<'a, str>, usize>>,
 }
 
+/// A key of an open object.
+#[derive(Debug)]
+struct SeenKey<'a> {
+    name: Cow<'a, str>,
+    /// [`fingerprint`] of the name, compared first.
+    fingerprint: u64,
+    /// Its rank among the object's members.
+    order: usize,
+}
+
+/// The length and first seven bytes of a key: most keys of one object differ there, so most
+/// comparisons end without comparing the names.
+fn fingerprint(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let mut fingerprint = (bytes.len() as u64) << 56;
+    for (i, byte) in bytes.iter().take(7).enumerate() {
+        fingerprint |= u64::from(*byte) << (8 * i);
+    }
+    fingerprint
+}
+
+/// Where a string's content (between its quotes) is in the body.
+#[derive(Debug, Clone)]
+struct StringSpan {
+    content: Range<usize>,
+    escaped: bool,
+}
+
 #[derive(Debug, Clone)]
 enum Segment<'a> {
     Key(Cow<'a, str>),
@@ -113,7 +154,10 @@ struct Scanner<'a> {
     /// The open containers within [`MAX_DEPTH`].
     frames: Vec<Frame<'a>>,
     /// The distinct keys of the open objects, each object's after its parent's.
-    keys: Vec<(Cow<'a, str>, usize)>,
+    keys: Vec<SeenKey<'a>>,
+    root_spans: Vec<Range<usize>>,
+    /// Where the root member value being read starts in the output.
+    root_value_start: Option<usize>,
     too_deep_reported: bool,
     findings: Findings,
 }
@@ -129,6 +173,8 @@ impl<'a> Scanner<'a> {
             open: Vec::new(),
             frames: Vec::new(),
             keys: Vec::new(),
+            root_spans: Vec::new(),
+            root_value_start: None,
             too_deep_reported: false,
             findings: Findings::default(),
         }
@@ -149,6 +195,9 @@ impl<'a> Scanner<'a> {
                 Expect::ValueOrEnd if byte == b']' => self.close(),
                 Expect::Value | Expect::ValueOrEnd => {
                     self.start_element();
+                    if self.in_root_object() {
+                        self.root_value_start = Some(self.output_len());
+                    }
                     self.value(byte)?
                 }
                 Expect::KeyOrEnd if byte == b'}' => self.close(),
@@ -179,7 +228,28 @@ impl<'a> Scanner<'a> {
                     (open, _) => return Err(self.unexpected(describe_expectation(expect, open))),
                 },
             };
+            if expect == Expect::AfterValue && self.in_root_object() {
+                self.end_root_value();
+            }
         }
+    }
+
+    fn in_root_object(&self) -> bool {
+        self.open.len() == 1 && self.open.first() == Some(&Container::Object)
+    }
+
+    /// A member value of the root object has just ended: note where it lies.
+    fn end_root_value(&mut self) {
+        if let Some(start) = self.root_value_start.take() {
+            if self.root_spans.len() < ROOT_SPAN_LIMIT {
+                self.root_spans.push(start..self.output_len());
+            }
+        }
+    }
+
+    /// The length the output will have once the pending run is copied.
+    fn output_len(&self) -> usize {
+        self.output.len() + (self.pos - self.copy_from)
     }
 
     /// Read the value starting with `byte`; returns what may follow it.
@@ -196,7 +266,7 @@ impl<'a> Scanner<'a> {
                 Ok(Expect::ValueOrEnd)
             }
             b'"' => {
-                self.string(false)?;
+                self.string()?;
                 Ok(Expect::AfterValue)
             }
             b'-' | b'0'..=b'9' => {
@@ -206,7 +276,9 @@ impl<'a> Scanner<'a> {
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            _ => Err(self.unexpected("expected a value (object, array, string, number, true, false or null)")),
+            _ => Err(self.unexpected(
+                "expected a value (object, array, string, number, true, false or null)",
+            )),
         }
     }
 
@@ -216,7 +288,9 @@ impl<'a> Scanner<'a> {
             self.pos = end;
             Ok(Expect::AfterValue)
         } else {
-            Err(self.unexpected("expected a value (object, array, string, number, true, false or null)"))
+            Err(self.unexpected(
+                "expected a value (object, array, string, number, true, false or null)",
+            ))
         }
     }
 
@@ -262,38 +336,45 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Check the string at `pos` (on its opening quote) and move past it. When `decode` is set,
-    /// return its value (borrowed when it has no escapes); otherwise return an empty value.
-    fn string(&mut self, decode: bool) -> Result<Cow<'a, str>, IngestError> {
+    /// Check the string at `pos` (on its opening quote) and move past it; returns where its
+    /// content is.
+    fn string(&mut self) -> Result<StringSpan, IngestError> {
         self.pos += 1;
         let start = self.pos;
         let mut escaped = false;
         loop {
-            let Some(&byte) = self.bytes.get(self.pos) else {
-                return Err(self.unexpected("unterminated string: expected '\"'"));
-            };
-            match byte {
-                b'"' => break,
-                b'\\' => {
+            self.pos = find_special(self.bytes, self.pos);
+            match self.bytes.get(self.pos) {
+                Some(b'"') => break,
+                Some(b'\\') => {
                     escaped = true;
                     self.escape()?;
                 }
-                0x00..=0x1F => {
+                Some(_) => {
                     return Err(self.unexpected(
                         "control character in a string: it must be escaped (\\n, \\t, \\u00XX)",
                     ))
                 }
-                _ => self.pos += 1,
+                None => return Err(self.unexpected("unterminated string: expected '\"'")),
             }
         }
         let end = self.pos;
         self.pos += 1;
-        if !decode {
-            return Ok(Cow::Borrowed(""));
-        }
+        Ok(StringSpan {
+            content: start..end,
+            escaped,
+        })
+    }
+
+    /// The value of a string the scanner has read.
+    fn decode(&self, span: StringSpan) -> Cow<'a, str> {
         // The quotes are ASCII, so both ends are character boundaries of the UTF-8 text.
-        let raw = self.text.get(start..end).unwrap_or_default();
-        Ok(if escaped { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) })
+        let raw = self.text.get(span.content).unwrap_or_default();
+        if span.escaped {
+            Cow::Owned(unescape(raw))
+        } else {
+            Cow::Borrowed(raw)
+        }
     }
 
     /// Check the escape sequence at `pos` (on its backslash) and move past it.
@@ -324,7 +405,9 @@ impl<'a> Scanner<'a> {
             }
             Some(_) => {
                 self.pos += 1;
-                Err(self.unexpected("invalid escape: expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX"))
+                Err(self.unexpected(
+                    "invalid escape: expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX",
+                ))
             }
             None => {
                 self.pos += 1;
@@ -336,12 +419,17 @@ impl<'a> Scanner<'a> {
     fn hex4(&mut self, at: usize) -> Result<u32, IngestError> {
         let mut unit = 0;
         for offset in 0..4 {
-            let digit = self.bytes.get(at + offset).and_then(|b| (*b as char).to_digit(16));
+            let digit = self
+                .bytes
+                .get(at + offset)
+                .and_then(|b| (*b as char).to_digit(16));
             match digit {
                 Some(digit) => unit = unit * 16 + digit,
                 None => {
                     self.pos = at + offset;
-                    return Err(self.unexpected("invalid \\u escape: expected 4 hexadecimal digits"));
+                    return Err(
+                        self.unexpected("invalid \\u escape: expected 4 hexadecimal digits")
+                    );
                 }
             }
         }
@@ -350,20 +438,26 @@ impl<'a> Scanner<'a> {
 
     /// Read a member name, and record it (or its repetition) in the current object.
     fn key(&mut self) -> Result<(), IngestError> {
-        let tracked = self.frames.len() == self.open.len();
-        let key = self.string(tracked)?;
-        if !tracked {
-            return Ok(());
+        let span = self.string()?;
+        if self.frames.len() != self.open.len() {
+            return Ok(()); // deeper than tracked: the document is rejected anyway
         }
-        let Some(frame) = self.frames.last_mut() else { return Ok(()) };
+        let key = self.decode(span);
+        let fingerprint = fingerprint(&key);
+        let Some(frame) = self.frames.last_mut() else {
+            return Ok(());
+        };
         let rank = frame.count;
         frame.count += 1;
         let earlier = match &frame.key_index {
             Some(index) => index.get(&key).copied(),
-            None => self.keys[frame.keys_start..]
+            None => self
+                .keys
+                .get(frame.keys_start..)
+                .unwrap_or_default()
                 .iter()
-                .find(|(seen, _)| *seen == key)
-                .map(|(_, order)| *order),
+                .find(|seen| seen.fingerprint == fingerprint && seen.name == key)
+                .map(|seen| seen.order),
         };
         match earlier {
             Some(first) => {
@@ -377,10 +471,19 @@ impl<'a> Scanner<'a> {
                 if let Some(index) = &mut frame.key_index {
                     index.insert(key.clone(), rank);
                 }
-                self.keys.push((key, rank));
+                self.keys.push(SeenKey {
+                    name: key,
+                    fingerprint,
+                    order: rank,
+                });
                 let distinct = self.keys.len() - frame.keys_start;
                 if frame.key_index.is_none() && distinct > LINEAR_KEY_SCAN_LIMIT {
-                    frame.key_index = Some(self.keys[frame.keys_start..].iter().cloned().collect());
+                    let keys = self.keys.get(frame.keys_start..).unwrap_or_default();
+                    frame.key_index = Some(
+                        keys.iter()
+                            .map(|seen| (seen.name.clone(), seen.order))
+                            .collect(),
+                    );
                 }
             }
         }
@@ -417,9 +520,7 @@ impl<'a> Scanner<'a> {
             let problem = Problem::body(
                 "value_error",
                 loc,
-                format!(
-                    "nesting is deeper than {MAX_DEPTH} levels here; flatten the document"
-                ),
+                format!("nesting is deeper than {MAX_DEPTH} levels here; flatten the document"),
             );
             self.findings.add_problem(order, problem);
         }
@@ -491,7 +592,11 @@ impl<'a> Scanner<'a> {
     }
 
     fn unexpected(&self, expected: &str) -> IngestError {
-        let found = match self.text.get(self.pos..).and_then(|rest| rest.chars().next()) {
+        let found = match self
+            .text
+            .get(self.pos..)
+            .and_then(|rest| rest.chars().next())
+        {
             Some(c) => format!("found {c:?}"),
             None => "found the end of the body".to_owned(),
         };
@@ -517,49 +622,19 @@ fn describe_expectation(expect: Expect, open: Option<&Container>) -> &'static st
 /// A malformed-JSON error at byte `pos`: 1-based line, and 1-based column in characters.
 fn malformed_at(bytes: &[u8], pos: usize, message: String) -> IngestError {
     let before = bytes.get(..pos).unwrap_or(bytes);
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-    let column = 1 + String::from_utf8_lossy(&before[line_start..]).chars().count();
-    IngestError::Malformed { line, column, message }
-}
-
-/// Decode the escapes of a string the scanner has already checked.
-fn unescape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let decoded = match chars.next() {
-            Some('b') => '\u{8}',
-            Some('f') => '\u{c}',
-            Some('n') => '\n',
-            Some('r') => '\r',
-            Some('t') => '\t',
-            Some('u') => {
-                let high = hex_unit(&mut chars);
-                if (0xD800..0xDC00).contains(&high) {
-                    chars.next();
-                    chars.next();
-                    let low = hex_unit(&mut chars);
-                    char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low.wrapping_sub(0xDC00)))
-                        .unwrap_or(char::REPLACEMENT_CHARACTER)
-                } else {
-                    char::from_u32(high).unwrap_or(char::REPLACEMENT_CHARACTER)
-                }
-            }
-            Some(other) => other,
-            None => break,
-        };
-        out.push(decoded);
+    let column = 1 + String::from_utf8_lossy(before.get(line_start..).unwrap_or_default())
+        .chars()
+        .count();
+    IngestError::Malformed {
+        line,
+        column,
+        message,
     }
-    out
-}
-
-fn hex_unit(chars: &mut std::str::Chars<'_>) -> u32 {
-    chars.by_ref().take(4).fold(0, |unit, c| unit * 16 + c.to_digit(16).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -572,7 +647,11 @@ mod tests {
 
     fn malformed(body: &[u8]) -> (usize, usize, String) {
         match compact(body) {
-            Err(IngestError::Malformed { line, column, message }) => (line, column, message),
+            Err(IngestError::Malformed {
+                line,
+                column,
+                message,
+            }) => (line, column, message),
             other => panic!("expected Malformed for {body:?}, got {other:?}"),
         }
     }
@@ -583,8 +662,14 @@ mod tests {
 
     #[test]
     fn removes_only_whitespace_between_tokens() {
-        assert_eq!(text(" {\n\t\"a\" : [ 1 , 2 ] ,\r\n \"b\" : { } } \n"), r#"{"a":[1,2],"b":{}}"#);
-        assert_eq!(text(r#"{"s":"  spaced\tout  "}"#), r#"{"s":"  spaced\tout  "}"#);
+        assert_eq!(
+            text(" {\n\t\"a\" : [ 1 , 2 ] ,\r\n \"b\" : { } } \n"),
+            r#"{"a":[1,2],"b":{}}"#
+        );
+        assert_eq!(
+            text(r#"{"s":"  spaced\tout  "}"#),
+            r#"{"s":"  spaced\tout  "}"#
+        );
         assert_eq!(text("[ ]"), "[]");
         assert_eq!(text("  42  "), "42");
     }
@@ -592,7 +677,10 @@ mod tests {
     #[test]
     fn numbers_keep_their_text() {
         let body = "[120, 120.0, 1.2e2, 1.2E+2, 1.2e-2, -0, -0.0, 12345678901234567890, 0.1]";
-        assert_eq!(text(body), "[120,120.0,1.2e2,1.2E+2,1.2e-2,-0,-0.0,12345678901234567890,0.1]");
+        assert_eq!(
+            text(body),
+            "[120,120.0,1.2e2,1.2E+2,1.2e-2,-0,-0.0,12345678901234567890,0.1]"
+        );
         assert_eq!(text("1e400"), "1e400");
     }
 
@@ -604,9 +692,16 @@ mod tests {
 
     #[test]
     fn a_leading_bom_is_dropped() {
-        assert_eq!(compact(b"\xEF\xBB\xBF {\"a\": 1}").unwrap().text, r#"{"a":1}"#);
+        assert_eq!(
+            compact(b"\xEF\xBB\xBF {\"a\": 1}").unwrap().text,
+            r#"{"a":1}"#
+        );
         let (line, column, _) = malformed(b"\xEF\xBB\xBF{x}");
-        assert_eq!((line, column), (1, 2), "positions are counted after the BOM");
+        assert_eq!(
+            (line, column),
+            (1, 2),
+            "positions are counted after the BOM"
+        );
         assert!(matches!(compact(b"\xEF\xBB\xBF"), Err(IngestError::Empty)));
         // A BOM anywhere else is not whitespace.
         malformed(b"{}\xEF\xBB\xBF");
@@ -630,10 +725,20 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_lines_and_character_columns() {
-        assert_eq!(malformed(b"{\"a\":1 \"b\":2}"), (1, 8, "expected ',' or '}', found '\"'".into()));
+        assert_eq!(
+            malformed(b"{\"a\":1 \"b\":2}"),
+            (1, 8, "expected ',' or '}', found '\"'".into())
+        );
         assert_eq!(malformed(b"{\n  \"\xC3\xA9\xC3\xA9\": x\n}").0, 2);
         assert_eq!(malformed(b"{\n  \"\xC3\xA9\xC3\xA9\": x\n}").1, 9);
-        assert_eq!(malformed(b"[1,2"), (1, 5, "expected ',' or ']', found the end of the body".into()));
+        assert_eq!(
+            malformed(b"[1,2"),
+            (
+                1,
+                5,
+                "expected ',' or ']', found the end of the body".into()
+            )
+        );
     }
 
     #[test]
@@ -680,14 +785,26 @@ mod tests {
         ];
         for (body, expected) in cases {
             let (_, _, message) = malformed(body.as_bytes());
-            assert!(message.contains(expected), "{body:?}: {message:?} lacks {expected:?}");
+            assert!(
+                message.contains(expected),
+                "{body:?}: {message:?} lacks {expected:?}"
+            );
         }
     }
 
     #[test]
     fn lone_surrogates_are_rejected_pairs_accepted() {
-        assert_eq!(text(r#"["\ud83d\ude00","\uD83D\uDE00"]"#), r#"["\ud83d\ude00","\uD83D\uDE00"]"#);
-        for body in [r#"["\ud83d"]"#, r#"["\ude00"]"#, r#"["\ud83dx"]"#, r#"["\ud83d\u0041"]"#, r#"["\ud83d\n"]"#] {
+        assert_eq!(
+            text(r#"["\ud83d\ude00","\uD83D\uDE00"]"#),
+            r#"["\ud83d\ude00","\uD83D\uDE00"]"#
+        );
+        for body in [
+            r#"["\ud83d"]"#,
+            r#"["\ude00"]"#,
+            r#"["\ud83dx"]"#,
+            r#"["\ud83d\u0041"]"#,
+            r#"["\ud83d\n"]"#,
+        ] {
             let (_, _, message) = malformed(body.as_bytes());
             assert!(message.contains("surrogate"), "{body}: {message}");
         }
@@ -695,17 +812,32 @@ mod tests {
 
     #[test]
     fn del_and_non_ascii_are_allowed_raw() {
-        assert_eq!(text("[\"\u{7f}\u{80}\u{2028}😀\"]"), "[\"\u{7f}\u{80}\u{2028}😀\"]");
+        assert_eq!(
+            text("[\"\u{7f}\u{80}\u{2028}😀\"]"),
+            "[\"\u{7f}\u{80}\u{2028}😀\"]"
+        );
     }
 
     #[test]
     fn duplicate_keys_are_reported_at_the_second_occurrence() {
-        let found = problems(r#"{"uuid":"x","dialog":[{"url":"a","type":"t","url":"b"}],"uuid":"y"}"#);
+        let found =
+            problems(r#"{"uuid":"x","dialog":[{"url":"a","type":"t","url":"b"}],"uuid":"y"}"#);
         let paths: Vec<_> = found.iter().map(|p| (p.kind, p.path.as_str())).collect();
-        assert_eq!(paths, [("duplicate_key", "$.uuid"), ("duplicate_key", "$.dialog[0].url")]);
+        assert_eq!(
+            paths,
+            [
+                ("duplicate_key", "$.uuid"),
+                ("duplicate_key", "$.dialog[0].url")
+            ]
+        );
         assert_eq!(
             found[1].loc,
-            [Loc::Key("body".into()), "dialog".into(), 0.into(), "url".into()]
+            [
+                Loc::Key("body".into()),
+                "dialog".into(),
+                0.into(),
+                "url".into()
+            ]
         );
     }
 
@@ -714,7 +846,10 @@ mod tests {
         let found = problems(r#"{"a":1,"\u0061":2,"a":3}"#);
         assert_eq!(found.len(), 2);
         assert!(found.iter().all(|p| p.path == "$.a"));
-        assert!(problems(r#"{"a":{"a":1},"b":{"a":1}}"#).is_empty(), "same key in different objects");
+        assert!(
+            problems(r#"{"a":{"a":1},"b":{"a":1}}"#).is_empty(),
+            "same key in different objects"
+        );
         assert!(problems(r#"[{"a":1},{"a":2}]"#).is_empty());
     }
 
@@ -743,7 +878,11 @@ mod tests {
 
     #[test]
     fn nesting_deeper_than_128_is_reported_once_at_the_deepest_allowed_path() {
-        let body = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        let body = format!(
+            "{{\"a\":{}{}}}",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
         let found = problems(&body);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].kind, "value_error");
@@ -770,5 +909,35 @@ mod tests {
         let found = problems(r#"{"a\"b":1,"a\u0022b":2,"\ud83d\ude00":1,"😀":2}"#);
         let paths: Vec<_> = found.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, ["$['a\"b']", "$['😀']"]);
+    }
+}
+
+#[cfg(test)]
+mod root_span_tests {
+    use super::*;
+
+    #[test]
+    fn root_spans_locate_each_root_member_value() {
+        let body = "{ \"a\" : 1 ,\n \"b\": [ 1, {\"x\": \"y\"} ] , \"c\":{ }, \"d\" :\"s\\\"\", \"a\": null }";
+        let compacted = compact(body.as_bytes()).unwrap();
+        let values: Vec<_> = compacted
+            .root_spans
+            .iter()
+            .map(|span| &compacted.text[span.clone()])
+            .collect();
+        assert_eq!(values, ["1", r#"[1,{"x":"y"}]"#, "{}", r#""s\"""#, "null"]);
+        assert!(compact(b"[1, 2]").unwrap().root_spans.is_empty());
+    }
+
+    #[test]
+    fn root_spans_stop_at_the_limit() {
+        let members: Vec<_> = (0..ROOT_SPAN_LIMIT + 10)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect();
+        let body = format!("{{{}}}", members.join(","));
+        assert_eq!(
+            compact(body.as_bytes()).unwrap().root_spans.len(),
+            ROOT_SPAN_LIMIT
+        );
     }
 }

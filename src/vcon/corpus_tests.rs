@@ -28,7 +28,12 @@ fn expected() -> Value {
 }
 
 fn names(expected: &Value, outcome: &str) -> Vec<String> {
-    expected[outcome].as_object().unwrap().keys().cloned().collect()
+    expected[outcome]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
 }
 
 fn read(name: &str) -> Vec<u8> {
@@ -36,7 +41,10 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 fn options() -> IngestOptions {
-    IngestOptions { accept_signed: true, max_bytes: 64 << 20 }
+    IngestOptions {
+        accept_signed: true,
+        max_bytes: 64 << 20,
+    }
 }
 
 /// The stored text computed independently of the scanner: drop a BOM, then every whitespace
@@ -75,7 +83,10 @@ fn every_corpus_file_has_an_expected_outcome() {
         }
     }
     for name in &listed {
-        assert!(corpus_dir().join(name).is_file(), "{name} is listed but missing");
+        assert!(
+            corpus_dir().join(name).is_file(),
+            "{name} is listed but missing"
+        );
     }
 }
 
@@ -86,8 +97,12 @@ fn accepted_files_round_trip_exactly() {
     assert!(accepted.len() >= 9);
     for name in accepted {
         let body = read(&name);
-        let ingested = ingest(&body, &options())
-            .unwrap_or_else(|e| panic!("{name} ({}) must be accepted: {e:?}", expected["accept"][&name]));
+        let ingested = ingest(&body, &options()).unwrap_or_else(|e| {
+            panic!(
+                "{name} ({}) must be accepted: {e:?}",
+                expected["accept"][&name]
+            )
+        });
         assert_eq!(ingested.text, naive_compact(&body), "{name}: stored text");
         let original: Value = serde_json::from_slice(&body).unwrap();
         let stored: Value = serde_json::from_str(&ingested.text).unwrap();
@@ -106,7 +121,11 @@ fn accepted_files_have_their_form_and_warnings() {
     let check = |name: &str, form: Form, warnings: &[(&str, &str)]| {
         let ingested = ingest(&read(name), &options()).unwrap();
         assert_eq!(ingested.form, form, "{name}");
-        let found: Vec<_> = ingested.warnings.iter().map(|w| (w.kind, w.path.as_str())).collect();
+        let found: Vec<_> = ingested
+            .warnings
+            .iter()
+            .map(|w| (w.kind, w.path.as_str()))
+            .collect();
         assert_eq!(found, warnings, "{name}");
         ingested
     };
@@ -116,15 +135,25 @@ fn accepted_files_have_their_form_and_warnings() {
         &[],
     );
     assert_eq!(signed.uuid.to_string(), SIGNED_UUID);
-    assert_eq!(signed.created_at, None, "the signed payload has no created_at");
-    assert_eq!(signed.parties.name, ["Alice", "Bob"], "indexed from the payload");
+    assert_eq!(
+        signed.created_at, None,
+        "the signed payload has no created_at"
+    );
+    assert_eq!(
+        signed.parties.name,
+        ["Alice", "Bob"],
+        "indexed from the payload"
+    );
     let encrypted = check(
         "ietf-wg-vcon__draft-ietf-vcon-vcon-core__ab_call_ext_rec_encrypted.vcon",
         Form::Encrypted,
         &[],
     );
     assert_eq!(encrypted.uuid.to_string(), SIGNED_UUID);
-    assert_eq!((encrypted.created_at, encrypted.parties), (None, PartyIndex::default()));
+    assert_eq!(
+        (encrypted.created_at, encrypted.parties),
+        (None, PartyIndex::default())
+    );
     check(
         "vcon-dev__ietf-meeting-vcons__ietf125_ntp_35201.vcon.json",
         Form::Unsigned,
@@ -151,7 +180,10 @@ fn accepted_files_have_their_form_and_warnings() {
         Form::Unsigned,
         &[],
     );
-    assert!(!chat.parties.tel.contains(&String::new()), "the empty tel is not indexed");
+    assert!(
+        !chat.parties.tel.contains(&String::new()),
+        "the empty tel is not indexed"
+    );
 }
 
 /// The exact problems (type, path) each rejected file gives, which name EXPECTED.json's reason.
@@ -216,7 +248,11 @@ const REJECTIONS: &[(&str, &[(&str, &str)])] = &[
 fn rejected_files_name_their_reason() {
     let expected = expected();
     let rejected = names(&expected, "reject");
-    assert_eq!(rejected.len(), REJECTIONS.len(), "every rejected file has a row in REJECTIONS");
+    assert_eq!(
+        rejected.len(),
+        REJECTIONS.len(),
+        "every rejected file has a row in REJECTIONS"
+    );
     for name in rejected {
         let Some((_, problems)) = REJECTIONS.iter().find(|(file, _)| *file == name) else {
             panic!("{name} has no row in REJECTIONS");
@@ -234,9 +270,10 @@ fn rejected_files_name_their_reason() {
 
 #[test]
 fn the_bad_party_ref_problem_in_full() {
-    let Err(IngestError::Invalid(problems)) =
-        ingest(&read("vcon-dev__vcon-server__invalid_bad_party_ref.json"), &options())
-    else {
+    let Err(IngestError::Invalid(problems)) = ingest(
+        &read("vcon-dev__vcon-server__invalid_bad_party_ref.json"),
+        &options(),
+    ) else {
         panic!("must be invalid");
     };
     assert_eq!(
@@ -253,7 +290,10 @@ fn the_bad_party_ref_problem_in_full() {
 
 #[test]
 fn sealed_files_are_refused_when_signed_vcons_are_not_accepted() {
-    let refuse = IngestOptions { accept_signed: false, max_bytes: 64 << 20 };
+    let refuse = IngestOptions {
+        accept_signed: false,
+        max_bytes: 64 << 20,
+    };
     for name in [
         "ietf-wg-vcon__draft-ietf-vcon-vcon-core__ab_call_ext_rec_signed.vcon",
         "ietf-wg-vcon__draft-ietf-vcon-vcon-core__ab_call_ext_rec_encrypted.vcon",

@@ -2,10 +2,8 @@
 //! bare dates, RFC 2822 with obsolete zone names, and Unix time in seconds or milliseconds.
 //! Real vCons and the Python server's parser are this lenient, so conserver must be too.
 
+use super::view::{Kind, Raw};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use serde_json::value::RawValue;
-
-use super::view::{self, Kind};
 
 /// A Unix time above this magnitude is read as milliseconds, as the Python server reads numbers.
 const MILLISECONDS_ABOVE: f64 = 2e10;
@@ -22,15 +20,17 @@ pub(crate) fn parse_date(text: &str) -> Option<DateTime<Utc>> {
     if let Some(instant) = parse_iso(text.as_bytes()) {
         return Some(instant);
     }
-    DateTime::parse_from_rfc2822(text).ok().map(|instant| instant.with_timezone(&Utc))
+    DateTime::parse_from_rfc2822(text)
+        .ok()
+        .map(|instant| instant.with_timezone(&Utc))
 }
 
 /// Parse a date given as a JSON value: a string as [`parse_date`], a number as Unix time.
 /// Anything else (`true`, an object, `null`) is not a date.
-pub(crate) fn parse_date_value(raw: &RawValue) -> Option<DateTime<Utc>> {
-    match view::kind(raw) {
-        Kind::String => view::string(raw).and_then(|text| parse_date(&text)),
-        Kind::Number => unix_number(raw.get()).and_then(from_unix),
+pub(crate) fn parse_date_value(raw: Raw<'_>) -> Option<DateTime<Utc>> {
+    match raw.kind() {
+        Kind::String => raw.string().and_then(|text| parse_date(&text)),
+        Kind::Number => unix_number(raw.text()).and_then(from_unix),
         _ => None,
     }
 }
@@ -40,7 +40,9 @@ pub(crate) fn parse_date_value(raw: &RawValue) -> Option<DateTime<Utc>> {
 fn unix_number(text: &str) -> Option<f64> {
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     let numeric = digits.starts_with(|c: char| c.is_ascii_digit())
-        && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     if !numeric {
         return None;
     }
@@ -48,8 +50,11 @@ fn unix_number(text: &str) -> Option<f64> {
 }
 
 fn from_unix(value: f64) -> Option<DateTime<Utc>> {
-    let (units_per_second, nanos_per_unit) =
-        if value.abs() > MILLISECONDS_ABOVE { (1000, 1_000_000) } else { (1, 1_000_000_000) };
+    let (units_per_second, nanos_per_unit) = if value.abs() > MILLISECONDS_ABOVE {
+        (1000, 1_000_000)
+    } else {
+        (1, 1_000_000_000)
+    };
     // Whole units and the fraction apart, so milliseconds keep their precision (dividing by
     // 1000 in floating point would not).
     let whole = value.floor();
@@ -59,7 +64,9 @@ fn from_unix(value: f64) -> Option<DateTime<Utc>> {
     let whole = whole as i64;
     let fraction_nanos = ((value - value.floor()) * nanos_per_unit as f64).round() as i64;
     let nanos = whole.rem_euclid(units_per_second) * nanos_per_unit + fraction_nanos;
-    let seconds = whole.div_euclid(units_per_second).checked_add(nanos / 1_000_000_000)?;
+    let seconds = whole
+        .div_euclid(units_per_second)
+        .checked_add(nanos / 1_000_000_000)?;
     DateTime::from_timestamp(seconds, u32::try_from(nanos % 1_000_000_000).ok()?)
 }
 
@@ -189,7 +196,9 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> i64 {
-        parse_date(text).unwrap_or_else(|| panic!("{text:?} should parse")).timestamp()
+        parse_date(text)
+            .unwrap_or_else(|| panic!("{text:?} should parse"))
+            .timestamp()
     }
 
     fn nanos(text: &str) -> u32 {
@@ -253,15 +262,18 @@ mod tests {
         assert_eq!(nanos("1715000000123"), 123_000_000);
         assert_eq!(at("-1.5"), -2, "the fraction is dropped toward the past");
         assert_eq!(at("0"), 0);
-        assert_eq!(at("20000000000"), 20_000_000_000, "2e10 itself is still seconds");
+        assert_eq!(
+            at("20000000000"),
+            20_000_000_000,
+            "2e10 itself is still seconds"
+        );
         assert_eq!(at("20000000001"), 20_000_000, "above 2e10 is milliseconds");
         assert_eq!(at("-20000000001"), -20_000_001);
     }
 
     #[test]
     fn json_values() {
-        let raw = |text: &str| RawValue::from_string(text.to_owned()).unwrap();
-        let of = |text: &str| parse_date_value(&raw(text)).map(|d| d.timestamp());
+        let of = |text: &str| parse_date_value(Raw::new(text)).map(|d| d.timestamp());
         assert_eq!(of("1715000000"), Some(1_715_000_000));
         assert_eq!(of("1715000000.75"), Some(1_715_000_000));
         assert_eq!(of("1.715e9"), Some(1_715_000_000));
@@ -269,7 +281,16 @@ mod tests {
         assert_eq!(of("\"1715000000\""), Some(1_715_000_000));
         assert_eq!(of("\"2024-05-01T12:00:00Z\""), Some(MAY_1_NOON));
         assert_eq!(of("\"2024-05-01T12:00:00\\u005a\""), Some(MAY_1_NOON));
-        for bad in ["true", "false", "null", "{}", "[]", "\"\"", "\"NOT-A-DATE\"", "1e400"] {
+        for bad in [
+            "true",
+            "false",
+            "null",
+            "{}",
+            "[]",
+            "\"\"",
+            "\"NOT-A-DATE\"",
+            "1e400",
+        ] {
             assert_eq!(of(bad), None, "{bad}");
         }
     }

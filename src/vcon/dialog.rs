@@ -2,15 +2,32 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
-
 use super::dates::parse_date;
 use super::findings::{Findings, Step};
-use super::validate::describe_value;
-use super::view::{self, Kind, Member, Object};
+use super::validate::{check_objects, describe_value};
+use super::view::{Kind, Member, Picked, Raw};
+
+/// The members of a dialog entry that a rule reads.
+const CHECKED: [&str; 9] = [
+    "type",
+    "start",
+    "duration",
+    "parties",
+    "originator",
+    "url",
+    "mediatype",
+    "mimetype",
+    "alg",
+];
 
 /// The dialog types of core-04.
-const KNOWN_TYPES: [&str; 5] = ["recording", "recording-set", "text", "transfer", "incomplete"];
+const KNOWN_TYPES: [&str; 5] = [
+    "recording",
+    "recording-set",
+    "text",
+    "transfer",
+    "incomplete",
+];
 
 /// The `alg` values that do not warn.
 const KNOWN_ALGS: [&str; 15] = [
@@ -18,14 +35,33 @@ const KNOWN_ALGS: [&str; 15] = [
     "ES384", "ES512", "PS256", "PS384", "PS512",
 ];
 
-/// Check the dialog entry at `at` (`$.dialog[i]`); party indices must be below `party_count`.
-pub(crate) fn check_dialog(
-    entry: &Object<'_>,
+/// Check the top-level `dialog`: an array of objects (rows 9–10), each checked by the rules
+/// below; party indices must be below `party_count`.
+pub(crate) fn check_dialogs(dialog: Member<'_>, party_count: usize, findings: &mut Findings) {
+    check_objects(
+        "dialog",
+        dialog,
+        CHECKED,
+        findings,
+        |index, members, findings| {
+            let at = [Step::key("dialog", dialog.order), Step::index(index)];
+            check_dialog(members, &at, party_count, findings);
+        },
+    );
+}
+
+/// Check the dialog entry at `at` (`$.dialog[i]`), given its checked members.
+fn check_dialog(
+    members: Picked<'_, { CHECKED.len() }>,
     at: &[Step<'_>],
     party_count: usize,
     findings: &mut Findings,
 ) {
-    let mut checker = Checker { entry, at, findings };
+    let mut checker = Checker {
+        members,
+        at,
+        findings,
+    };
     checker.dialog_type();
     checker.start();
     checker.duration();
@@ -39,41 +75,50 @@ pub(crate) fn check_dialog(
 }
 
 struct Checker<'c, 'a> {
-    entry: &'c Object<'a>,
+    members: Picked<'a, { CHECKED.len() }>,
     at: &'c [Step<'c>],
     findings: &'c mut Findings,
 }
 
 impl<'a> Checker<'_, 'a> {
-    fn problem(&mut self, tail: &[Step<'_>], kind: &'static str, msg: String, input: &RawValue) {
+    fn problem(&mut self, tail: &[Step<'_>], kind: &'static str, msg: String, input: Raw<'_>) {
         self.findings.problem(self.at, tail, kind, msg, Some(input));
     }
 
     /// The member `name` when present, not `null`, and a string; a `string_type` problem when
     /// it is something else.
     fn string_member(&mut self, name: &'static str) -> Option<(Member<'a>, Cow<'a, str>)> {
-        let member = self.entry.get_non_null(name)?;
-        match view::string(member.value) {
+        let member = self.members.get_non_null(name)?;
+        match member.value.string() {
             Some(text) => Some((member, text)),
             None => {
                 let msg = format!(
                     "{name} must be a string; got {}",
-                    view::kind(member.value).noun()
+                    member.value.kind().noun()
                 );
-                self.problem(&[Step::key(name, member.order)], "string_type", msg, member.value);
+                self.problem(
+                    &[Step::key(name, member.order)],
+                    "string_type",
+                    msg,
+                    member.value,
+                );
                 None
             }
         }
     }
 
     fn dialog_type(&mut self) {
-        if self.entry.get_non_null("type").is_none() {
+        if self.members.get_non_null("type").is_none() {
             self.findings.warn(self.at, &[], "missing_dialog_type");
             return;
         }
         if let Some((member, text)) = self.string_member("type") {
             if !KNOWN_TYPES.contains(&text.as_ref()) {
-                self.findings.warn(self.at, &[Step::key("type", member.order)], "unknown_dialog_type");
+                self.findings.warn(
+                    self.at,
+                    &[Step::key("type", member.order)],
+                    "unknown_dialog_type",
+                );
             }
         }
     }
@@ -92,10 +137,14 @@ impl<'a> Checker<'_, 'a> {
 
     /// A number ≥ 0, or a string holding one (the Python server accepts numeric strings).
     fn duration(&mut self) {
-        let Some(member) = self.entry.get_non_null("duration") else { return };
-        let seconds = match view::kind(member.value) {
-            Kind::Number => view::number(member.value),
-            Kind::String => view::string(member.value)
+        let Some(member) = self.members.get_non_null("duration") else {
+            return;
+        };
+        let seconds = match member.value.kind() {
+            Kind::Number => member.value.number(),
+            Kind::String => member
+                .value
+                .string()
                 .and_then(|text| text.trim().parse::<f64>().ok())
                 .filter(|seconds| seconds.is_finite()),
             _ => None,
@@ -124,19 +173,21 @@ impl<'a> Checker<'_, 'a> {
     /// An index, an array of indices, or one entry per channel (an index, an array of indices,
     /// or `null` for an unused channel).
     fn parties(&mut self, party_count: usize) {
-        let Some(member) = self.entry.get_non_null("parties") else { return };
+        let Some(member) = self.members.get_non_null("parties") else {
+            return;
+        };
         let key = Step::key("parties", member.order);
-        match view::kind(member.value) {
+        match member.value.kind() {
             Kind::Number => self.index(&[key], member.value, party_count),
             Kind::Array => {
-                let channels = view::elements(member.value).unwrap_or_default();
-                for (channel, raw) in channels.into_iter().enumerate() {
+                let channels = member.value.elements().into_iter().flatten();
+                for (channel, raw) in channels.enumerate() {
                     let at_channel = [key, Step::index(channel)];
-                    match view::kind(raw) {
+                    match raw.kind() {
                         Kind::Null => {}
                         Kind::Array => {
-                            let indices = view::elements(raw).unwrap_or_default();
-                            for (position, index) in indices.into_iter().enumerate() {
+                            let indices = raw.elements().into_iter().flatten();
+                            for (position, index) in indices.enumerate() {
                                 let at_index = [key, Step::index(channel), Step::index(position)];
                                 self.index(&at_index, index, party_count);
                             }
@@ -159,25 +210,32 @@ impl<'a> Checker<'_, 'a> {
     }
 
     fn originator(&mut self, party_count: usize) {
-        let Some(member) = self.entry.get_non_null("originator") else { return };
-        self.index(&[Step::key("originator", member.order)], member.value, party_count);
+        let Some(member) = self.members.get_non_null("originator") else {
+            return;
+        };
+        self.index(
+            &[Step::key("originator", member.order)],
+            member.value,
+            party_count,
+        );
     }
 
     /// One party index: an integer with 0 ≤ index < `party_count`.
-    fn index(&mut self, tail: &[Step<'_>], raw: &RawValue, party_count: usize) {
-        let kind = view::kind(raw);
+    fn index(&mut self, tail: &[Step<'_>], raw: Raw<'_>, party_count: usize) {
+        let kind = raw.kind();
         if matches!(kind, Kind::Object | Kind::Array) {
             let msg = format!("a party index must be an integer; got {}", kind.noun());
             self.problem(tail, "list_type", msg, raw);
             return;
         }
-        let in_range = view::integer(raw)
+        let in_range = raw
+            .integer()
             .and_then(|index| usize::try_from(index).ok())
             .is_some_and(|index| index < party_count);
         if in_range {
             return;
         }
-        let msg = match (view::integer(raw), party_count) {
+        let msg = match (raw.integer(), party_count) {
             (Some(index), 0) => {
                 format!("party index {index} is out of range: the vCon has no parties")
             }
@@ -196,32 +254,47 @@ impl<'a> Checker<'_, 'a> {
 
     /// `<scheme>://<something>`.
     fn url(&mut self) {
-        let Some((member, url)) = self.string_member("url") else { return };
+        let Some((member, url)) = self.string_member("url") else {
+            return;
+        };
         if !is_url(&url) {
             let msg = "url must be an absolute URL such as \"https://example.com/call.wav\" or \
                        \"s3://bucket/key\""
                 .to_owned();
-            self.problem(&[Step::key("url", member.order)], "value_error", msg, member.value);
+            self.problem(
+                &[Step::key("url", member.order)],
+                "value_error",
+                msg,
+                member.value,
+            );
         }
     }
 
     /// `type/subtype`, optionally followed by `;` and parameters.
     fn media_type(&mut self, name: &'static str) {
-        let Some((member, media_type)) = self.string_member(name) else { return };
+        let Some((member, media_type)) = self.string_member(name) else {
+            return;
+        };
         if !is_media_type(&media_type) {
             let msg = format!(
                 "{name} must be a media type such as \"audio/x-wav\" or \"text/plain; \
                  charset=utf-8\"; {}",
                 describe_value(member.value)
             );
-            self.problem(&[Step::key(name, member.order)], "value_error", msg, member.value);
+            self.problem(
+                &[Step::key(name, member.order)],
+                "value_error",
+                msg,
+                member.value,
+            );
         }
     }
 
     fn alg(&mut self) {
         if let Some((member, alg)) = self.string_member("alg") {
             if !KNOWN_ALGS.contains(&alg.as_ref()) {
-                self.findings.warn(self.at, &[Step::key("alg", member.order)], "unknown_alg");
+                self.findings
+                    .warn(self.at, &[Step::key("alg", member.order)], "unknown_alg");
             }
         }
     }
@@ -230,7 +303,9 @@ impl<'a> Checker<'_, 'a> {
 /// A URI scheme (RFC 3986: a letter, then letters, digits, `+`, `-`, `.`), `://`, and at least
 /// one more character.
 fn is_url(url: &str) -> bool {
-    let Some((scheme, rest)) = url.split_once("://") else { return false };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
     let mut scheme = scheme.bytes();
     scheme.next().is_some_and(|b| b.is_ascii_alphabetic())
         && scheme.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
@@ -249,8 +324,13 @@ fn is_media_type(text: &str) -> bool {
         !part.is_empty()
             && part.bytes().all(|b| {
                 b.is_ascii_alphanumeric()
-                    || matches!(b, b'!' | b'#' | b'$' | b'&' | b'-' | b'^' | b'_' | b'.' | b'+')
+                    || matches!(
+                        b,
+                        b'!' | b'#' | b'$' | b'&' | b'-' | b'^' | b'_' | b'.' | b'+'
+                    )
             })
     };
-    essence.split_once('/').is_some_and(|(kind, subtype)| is_token(kind) && is_token(subtype))
+    essence
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| is_token(kind) && is_token(subtype))
 }

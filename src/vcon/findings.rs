@@ -6,11 +6,11 @@
 //! interleaves both sources in the order a reader meets them. A problem about a whole object
 //! (a missing member) ranks with the object itself, so it comes before the object's members.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::problem::{json_path, Loc, Problem};
 
+use super::view::{Kind, Raw};
 use super::Warning;
 
 /// One segment of the location being checked, with its document-order rank (`None` for a
@@ -30,17 +30,26 @@ enum Segment<'s> {
 impl<'s> Step<'s> {
     /// The member `name`, whose first occurrence is its object's `order`-th member.
     pub(crate) fn key(name: &'s str, order: usize) -> Self {
-        Step { segment: Segment::Key(name), order: Some(order) }
+        Step {
+            segment: Segment::Key(name),
+            order: Some(order),
+        }
     }
 
     /// The member `name`, which the object lacks.
     pub(crate) fn absent(name: &'s str) -> Self {
-        Step { segment: Segment::Key(name), order: None }
+        Step {
+            segment: Segment::Key(name),
+            order: None,
+        }
     }
 
     /// The element at `index` of an array.
     pub(crate) fn index(index: usize) -> Self {
-        Step { segment: Segment::Index(index), order: Some(index) }
+        Step {
+            segment: Segment::Index(index),
+            order: Some(index),
+        }
     }
 
     fn loc(&self) -> Loc {
@@ -71,7 +80,7 @@ impl Findings {
         tail: &[Step<'_>],
         kind: &'static str,
         msg: impl Into<String>,
-        input: Option<&RawValue>,
+        input: Option<Raw<'_>>,
     ) {
         let steps = || base.iter().chain(tail);
         let loc = steps().map(Step::loc).collect();
@@ -91,7 +100,10 @@ impl Findings {
     /// Record a warning of vcon.md §3.3 at `base` + `tail`.
     pub(crate) fn warn(&mut self, base: &[Step<'_>], tail: &[Step<'_>], kind: &'static str) {
         let loc: Vec<Loc> = base.iter().chain(tail).map(Step::loc).collect();
-        self.warnings.push(Warning { kind, path: json_path(&loc) });
+        self.warnings.push(Warning {
+            kind,
+            path: json_path(&loc),
+        });
     }
 
     pub(crate) fn has_problems(&self) -> bool {
@@ -101,7 +113,10 @@ impl Findings {
     /// The problems in document order (stable: equal ranks keep the order they were found in).
     pub(crate) fn into_problems(mut self) -> Vec<Problem> {
         self.problems.sort_by(|a, b| a.0.cmp(&b.0));
-        self.problems.into_iter().map(|(_, problem)| problem).collect()
+        self.problems
+            .into_iter()
+            .map(|(_, problem)| problem)
+            .collect()
     }
 
     pub(crate) fn into_warnings(self) -> Vec<Warning> {
@@ -111,9 +126,9 @@ impl Findings {
 
 /// The value of a scalar, for a problem's `input`; containers are never shown (api.md §1.4), so
 /// they are not even parsed.
-fn scalar_value(raw: &RawValue) -> Option<Value> {
-    match raw.get().as_bytes().first() {
-        Some(b'{' | b'[') | None => None,
-        Some(_) => serde_json::from_str(raw.get()).ok(),
+fn scalar_value(raw: Raw<'_>) -> Option<Value> {
+    match raw.kind() {
+        Kind::Object | Kind::Array => None,
+        _ => serde_json::from_str(raw.text()).ok(),
     }
 }

@@ -2,15 +2,16 @@
 //! conserver neither verifies nor decrypts; it needs a uuid, and for indexing a date and the
 //! parties, which only a signed payload can give.
 
-use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use super::compact::compact;
 use super::findings::{path_of, Findings, Step};
-use super::index::{created_at, party_index};
+use super::index::{created_at, party_index, Identity};
 use super::payload::{base64url, decode_payload};
+use super::top_level::{self, TopLevel};
 use super::uuids::parse_uuid;
-use super::view::{self, Kind, Object};
-use super::{Form, PartyIndex};
+use super::view::{Kind, Object, Raw};
+use super::Form;
 
 /// The form of a document, or the ambiguity of having both pairs (row 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub(crate) enum Detected {
 }
 
 /// Which form `vcon` has, by the presence of the members (whatever their values).
-pub(crate) fn detect(vcon: &Object<'_>) -> Detected {
+pub(crate) fn detect(vcon: &TopLevel<'_>) -> Detected {
     let signed = vcon.has("payload") && vcon.has("signatures");
     let encrypted = vcon.has("ciphertext") && vcon.has("recipients");
     match (signed, encrypted) {
@@ -31,30 +32,26 @@ pub(crate) fn detect(vcon: &Object<'_>) -> Detected {
     }
 }
 
-/// What a signed or encrypted document yields for storing and indexing.
-#[derive(Debug, Default)]
-pub(crate) struct Sealed {
-    pub uuid: Option<Uuid>,
-    pub created_at: Option<i64>,
-    pub parties: PartyIndex,
-}
-
 /// Check a signed document and find its uuid: `signatures[*].header.uuid`, else a top-level
 /// `uuid`, else the decoded payload's (all that are found must agree).
-pub(crate) fn check_signed(vcon: &Object<'_>, max_bytes: usize, findings: &mut Findings) -> Sealed {
-    let mut sealed = Sealed::default();
+pub(crate) fn check_signed(
+    vcon: &TopLevel<'_>,
+    max_bytes: usize,
+    findings: &mut Findings,
+) -> Identity {
+    let mut identity = Identity::default();
     let mut candidates = Vec::new();
 
     let payload = vcon.get("payload");
     if let Some(member) = payload {
-        if view::kind(member.value) != Kind::String {
+        if member.value.kind() != Kind::String {
             findings.problem(
                 &[Step::key("payload", member.order)],
                 &[],
                 "string_type",
                 format!(
                     "payload must be a string (the base64url of the signed vCon); got {}",
-                    view::kind(member.value).noun()
+                    member.value.kind().noun()
                 ),
                 Some(member.value),
             );
@@ -64,8 +61,8 @@ pub(crate) fn check_signed(vcon: &Object<'_>, max_bytes: usize, findings: &mut F
     let signatures = vcon.get("signatures");
     let signatures_order = signatures.map_or(0, |member| member.order);
     if let Some(member) = signatures {
-        let elements = view::elements(member.value).unwrap_or_default();
-        if elements.is_empty() {
+        let elements = member.value.elements();
+        if elements.clone().and_then(|mut all| all.next()).is_none() {
             findings.problem(
                 &[Step::key("signatures", member.order)],
                 &[],
@@ -78,7 +75,7 @@ pub(crate) fn check_signed(vcon: &Object<'_>, max_bytes: usize, findings: &mut F
                 Some(member.value),
             );
         }
-        for (index, raw) in elements.into_iter().enumerate() {
+        for (index, raw) in elements.into_iter().flatten().enumerate() {
             let at = [Step::key("signatures", member.order), Step::index(index)];
             match Object::of(raw) {
                 Some(signature) => header_uuid(&signature, &at, &mut candidates),
@@ -88,7 +85,7 @@ pub(crate) fn check_signed(vcon: &Object<'_>, max_bytes: usize, findings: &mut F
                     "dict_type",
                     format!(
                         "signatures[{index}] must be a signature object; got {}",
-                        view::kind(raw).noun()
+                        raw.kind().noun()
                     ),
                     Some(raw),
                 ),
@@ -99,14 +96,21 @@ pub(crate) fn check_signed(vcon: &Object<'_>, max_bytes: usize, findings: &mut F
     top_level_uuid(vcon, &mut candidates);
 
     if let Some(member) = payload {
-        let decoded = view::string(member.value).and_then(|text| decode_payload(&text, max_bytes));
-        let text = decoded.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok());
-        if let Some(inner) = text.and_then(Object::parse) {
-            if let Some(uuid) = inner.get_str("uuid").and_then(|text| parse_uuid(&text)) {
-                candidates.push(Candidate::decoded(vec![Step::key("payload", member.order)], uuid));
+        let decoded = member
+            .value
+            .string()
+            .and_then(|text| decode_payload(&text, max_bytes));
+        if let Some(inner) = decoded.as_deref().and_then(|bytes| compact(bytes).ok()) {
+            if let Some(document) = Object::of(Raw::new(&inner.text)) {
+                let inner = top_level::pick(&document, &inner.root_spans);
+                let uuid = inner.get("uuid").and_then(|uuid| uuid.value.string());
+                if let Some(uuid) = uuid.and_then(|text| parse_uuid(&text)) {
+                    let at = vec![Step::key("payload", member.order)];
+                    candidates.push(Candidate::decoded(at, uuid));
+                }
+                identity.created_at = created_at(&inner);
+                identity.parties = party_index(&inner);
             }
-            sealed.created_at = created_at(&inner);
-            sealed.parties = party_index(&inner);
         }
     }
 
@@ -116,27 +120,28 @@ pub(crate) fn check_signed(vcon: &Object<'_>, max_bytes: usize, findings: &mut F
         Step::absent("header"),
         Step::absent("uuid"),
     ];
-    let missing_msg = "no uuid found: a signed vCon needs signatures[].header.uuid (or a top-level \
+    let missing_msg =
+        "no uuid found: a signed vCon needs signatures[].header.uuid (or a top-level \
                        uuid, or a payload that decodes to a vCon with a uuid)";
-    sealed.uuid = settle(candidates, &missing_at, missing_msg, "signed", findings);
-    sealed
+    identity.uuid = settle(candidates, &missing_at, missing_msg, "signed", findings);
+    identity
 }
 
 /// Check an encrypted document and find its uuid: `unprotected.uuid`, else the decoded
 /// `protected` header's, else `recipients[*].header.uuid`, else a top-level `uuid` (all that are
 /// found must agree).
-pub(crate) fn check_encrypted(vcon: &Object<'_>, findings: &mut Findings) -> Sealed {
+pub(crate) fn check_encrypted(vcon: &TopLevel<'_>, findings: &mut Findings) -> Identity {
     let mut candidates = Vec::new();
 
     if let Some(member) = vcon.get("ciphertext") {
-        if view::kind(member.value) != Kind::String {
+        if member.value.kind() != Kind::String {
             findings.problem(
                 &[Step::key("ciphertext", member.order)],
                 &[],
                 "string_type",
                 format!(
                     "ciphertext must be a string (base64url); got {}",
-                    view::kind(member.value).noun()
+                    member.value.kind().noun()
                 ),
                 Some(member.value),
             );
@@ -146,24 +151,28 @@ pub(crate) fn check_encrypted(vcon: &Object<'_>, findings: &mut Findings) -> Sea
     let unprotected = vcon.get("unprotected");
     if let Some(member) = unprotected {
         if let Some(header) = Object::of(member.value) {
-            header_member_uuid(&header, &[Step::key("unprotected", member.order)], &mut candidates);
+            header_member_uuid(
+                &header,
+                &[Step::key("unprotected", member.order)],
+                &mut candidates,
+            );
         }
     }
 
     if let Some(member) = vcon.get("protected") {
-        let header = view::string(member.value).and_then(|text| base64url(&text));
-        let text = header.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok());
-        if let Some(uuid) = text
-            .and_then(Object::parse)
-            .and_then(|header| header.get_str("uuid").and_then(|text| parse_uuid(&text)))
-        {
-            candidates.push(Candidate::decoded(vec![Step::key("protected", member.order)], uuid));
+        let header = member.value.string().and_then(|text| base64url(&text));
+        if let Some(header) = header.as_deref().and_then(|bytes| compact(bytes).ok()) {
+            let uuid = Object::of(Raw::new(&header.text)).and_then(|header| header.get_str("uuid"));
+            if let Some(uuid) = uuid.and_then(|text| parse_uuid(&text)) {
+                let at = vec![Step::key("protected", member.order)];
+                candidates.push(Candidate::decoded(at, uuid));
+            }
         }
     }
 
     if let Some(member) = vcon.get("recipients") {
-        let elements = view::elements(member.value).unwrap_or_default();
-        if elements.is_empty() {
+        let elements = member.value.elements();
+        if elements.clone().and_then(|mut all| all.next()).is_none() {
             findings.problem(
                 &[Step::key("recipients", member.order)],
                 &[],
@@ -175,7 +184,7 @@ pub(crate) fn check_encrypted(vcon: &Object<'_>, findings: &mut Findings) -> Sea
                 Some(member.value),
             );
         }
-        for (index, raw) in elements.into_iter().enumerate() {
+        for (index, raw) in elements.into_iter().flatten().enumerate() {
             if let Some(recipient) = Object::of(raw) {
                 let at = [Step::key("recipients", member.order), Step::index(index)];
                 header_uuid(&recipient, &at, &mut candidates);
@@ -186,13 +195,18 @@ pub(crate) fn check_encrypted(vcon: &Object<'_>, findings: &mut Findings) -> Sea
     top_level_uuid(vcon, &mut candidates);
 
     let missing_at = [
-        unprotected.map_or(Step::absent("unprotected"), |m| Step::key("unprotected", m.order)),
+        unprotected.map_or(Step::absent("unprotected"), |m| {
+            Step::key("unprotected", m.order)
+        }),
         Step::absent("uuid"),
     ];
     let missing_msg = "no uuid found: an encrypted vCon needs unprotected.uuid (or a uuid in the \
                        protected header, in recipients[].header, or at the top level)";
     let uuid = settle(candidates, &missing_at, missing_msg, "encrypted", findings);
-    Sealed { uuid, ..Sealed::default() }
+    Identity {
+        uuid,
+        ..Identity::default()
+    }
 }
 
 /// A uuid found in a signed or encrypted document.
@@ -201,18 +215,23 @@ struct Candidate<'a> {
     /// The parsed uuid, or the raw value when it is not one (only for members a sender wrote in
     /// clear: a uuid inside decoded content that is not a UUID is not checked, like the rest of
     /// that content).
-    found: Result<Uuid, &'a RawValue>,
+    found: Result<Uuid, Raw<'a>>,
 }
 
 impl<'a> Candidate<'a> {
     fn decoded(at: Vec<Step<'a>>, uuid: Uuid) -> Self {
-        Candidate { at, found: Ok(uuid) }
+        Candidate {
+            at,
+            found: Ok(uuid),
+        }
     }
 }
 
 /// `header.uuid` of a signature or recipient object at `at`.
 fn header_uuid<'a>(entry: &Object<'a>, at: &[Step<'a>], candidates: &mut Vec<Candidate<'a>>) {
-    let Some(member) = entry.get("header") else { return };
+    let Some(member) = entry.get("header") else {
+        return;
+    };
     if let Some(header) = Object::of(member.value) {
         let mut at = at.to_vec();
         at.push(Step::key("header", member.order));
@@ -221,23 +240,33 @@ fn header_uuid<'a>(entry: &Object<'a>, at: &[Step<'a>], candidates: &mut Vec<Can
 }
 
 /// `uuid` of a header object at `at`, unless absent or `null`.
-fn header_member_uuid<'a>(header: &Object<'a>, at: &[Step<'a>], candidates: &mut Vec<Candidate<'a>>) {
-    if let Some(member) = header.get_non_null("uuid") {
+fn header_member_uuid<'a>(
+    header: &Object<'a>,
+    at: &[Step<'a>],
+    candidates: &mut Vec<Candidate<'a>>,
+) {
+    if let Some(member) = header.get("uuid").filter(|uuid| !uuid.is_null()) {
         let mut at = at.to_vec();
         at.push(Step::key("uuid", member.order));
         candidates.push(clear_candidate(at, member.value));
     }
 }
 
-fn top_level_uuid<'a>(vcon: &Object<'a>, candidates: &mut Vec<Candidate<'a>>) {
+fn top_level_uuid<'a>(vcon: &TopLevel<'a>, candidates: &mut Vec<Candidate<'a>>) {
     if let Some(member) = vcon.get_non_null("uuid") {
-        candidates.push(clear_candidate(vec![Step::key("uuid", member.order)], member.value));
+        candidates.push(clear_candidate(
+            vec![Step::key("uuid", member.order)],
+            member.value,
+        ));
     }
 }
 
-fn clear_candidate<'a>(at: Vec<Step<'a>>, raw: &'a RawValue) -> Candidate<'a> {
-    let uuid = view::string(raw).and_then(|text| parse_uuid(&text));
-    Candidate { at, found: uuid.ok_or(raw) }
+fn clear_candidate<'a>(at: Vec<Step<'a>>, raw: Raw<'a>) -> Candidate<'a> {
+    let uuid = raw.string().and_then(|text| parse_uuid(&text));
+    Candidate {
+        at,
+        found: uuid.ok_or(raw),
+    }
 }
 
 /// The uuid of the first candidate, after checking that every candidate is a UUID and names
@@ -283,8 +312,8 @@ fn settle(
     chosen.map(|(uuid, _)| uuid)
 }
 
-fn describe_list(raw: &RawValue) -> &'static str {
-    match view::kind(raw) {
+fn describe_list(raw: Raw<'_>) -> &'static str {
+    match raw.kind() {
         Kind::Array => "an empty array",
         other => other.noun(),
     }

@@ -1,25 +1,43 @@
-//! What a vCon is indexed by (redis.md §6): its parties' `tel`, `mailto` and `name`, and its
-//! index instant.
+//! What a vCon is stored and indexed by (redis.md §6): its uuid, its index instant, and its
+//! parties' `tel`, `mailto` and `name`.
+
+use uuid::Uuid;
 
 use super::dates::parse_date_value;
-use super::view::{self, Object};
+use super::top_level::TopLevel;
+use super::view::Element;
 use super::PartyIndex;
+
+/// What validation of one document yields for storing and indexing it.
+#[derive(Debug, Default)]
+pub(crate) struct Identity {
+    pub uuid: Option<Uuid>,
+    pub created_at: Option<i64>,
+    pub parties: PartyIndex,
+}
 
 /// The string `tel`, `mailto` and `name` of every party object, exactly as written. An empty
 /// string is skipped: it names nobody, and a `tel:` key shared by every such vCon would only
 /// grow (the Python server skips falsy values too).
-pub(crate) fn party_index(vcon: &Object<'_>) -> PartyIndex {
+pub(crate) fn party_index(vcon: &TopLevel<'_>) -> PartyIndex {
     let mut index = PartyIndex::default();
-    let Some(parties) = vcon.get("parties").and_then(|member| view::elements(member.value)) else {
+    let Some(parties) = vcon
+        .get("parties")
+        .and_then(|member| member.value.elements_picking(["tel", "mailto", "name"]))
+    else {
         return index;
     };
-    for party in parties.iter().filter_map(|raw| Object::of(raw)) {
+    for party in parties {
+        let Element::Object(found) = party else {
+            continue;
+        };
         for (name, values) in [
             ("tel", &mut index.tel),
             ("mailto", &mut index.mailto),
             ("name", &mut index.name),
         ] {
-            if let Some(value) = party.get_str(name).filter(|value| !value.is_empty()) {
+            let value = found.get(name).and_then(|member| member.value.string());
+            if let Some(value) = value.filter(|value| !value.is_empty()) {
                 values.push(value.into_owned());
             }
         }
@@ -29,7 +47,7 @@ pub(crate) fn party_index(vcon: &Object<'_>) -> PartyIndex {
 
 /// The document's `created_at` as Unix seconds (fraction dropped toward the past), when it has
 /// a readable one.
-pub(crate) fn created_at(vcon: &Object<'_>) -> Option<i64> {
+pub(crate) fn created_at(vcon: &TopLevel<'_>) -> Option<i64> {
     let member = vcon.get("created_at")?;
     parse_date_value(member.value).map(|instant| instant.timestamp())
 }

@@ -14,7 +14,10 @@ const CREATED: &str = "2024-05-01T12:00:00Z";
 const CREATED_SECONDS: i64 = 1_714_564_800;
 
 fn options() -> IngestOptions {
-    IngestOptions { accept_signed: true, max_bytes: 1 << 20 }
+    IngestOptions {
+        accept_signed: true,
+        max_bytes: 1 << 20,
+    }
 }
 
 /// A minimal valid vCon with `extra` members added (or replaced, keeping their place).
@@ -50,7 +53,11 @@ fn one(kind: &'static str, path: &str) -> Vec<(&'static str, String)> {
 }
 
 fn warning_kinds(body: &str) -> Vec<(&'static str, String)> {
-    accept(body).warnings.into_iter().map(|w| (w.kind, w.path)).collect()
+    accept(body)
+        .warnings
+        .into_iter()
+        .map(|w| (w.kind, w.path))
+        .collect()
 }
 
 fn b64(json: &Value) -> String {
@@ -79,8 +86,16 @@ fn the_stored_text_is_the_body_without_whitespace() {
         ingested.text,
         r#"{"uuid":"{019F15A6-A752-826F-B9A2-279E0D16BC46}","created_at":"2024-05-01T12:00:00.5+00:00","zeta":120.0,"alpha":[1.2e2,12345678901234567890],"s":"caf\u00e9 \/ x"}"#
     );
-    assert_eq!(ingested.uuid.to_string(), UUID, "the key uses the canonical form");
-    assert_eq!(ingested.created_at, Some(CREATED_SECONDS), "the fraction is dropped");
+    assert_eq!(
+        ingested.uuid.to_string(),
+        UUID,
+        "the key uses the canonical form"
+    );
+    assert_eq!(
+        ingested.created_at,
+        Some(CREATED_SECONDS),
+        "the fraction is dropped"
+    );
 }
 
 #[test]
@@ -95,17 +110,28 @@ fn malformed_and_empty_bodies() {
             message: "expected a member name (a string), found '}'".into()
         }
     );
-    assert!(matches!(ingest(b"{\"a\":\"\xFF\"}", &options()), Err(IngestError::Malformed { .. })));
+    assert!(matches!(
+        ingest(b"{\"a\":\"\xFF\"}", &options()),
+        Err(IngestError::Malformed { .. })
+    ));
 }
 
 // ---- §3.1 rows ------------------------------------------------------------------------------
 
 #[test]
 fn row_1_body_must_be_an_object() {
-    for (body, input) in [("[]", None), ("\"x\"", Some(json!("x"))), ("12", Some(json!(12))), ("null", Some(Value::Null))] {
+    for (body, input) in [
+        ("[]", None),
+        ("\"x\"", Some(json!("x"))),
+        ("12", Some(json!(12))),
+        ("null", Some(Value::Null)),
+    ] {
         let problems = reject(body);
         assert_eq!(problems.len(), 1);
-        assert_eq!((problems[0].kind, problems[0].path.as_str()), ("dict_type", "$"));
+        assert_eq!(
+            (problems[0].kind, problems[0].path.as_str()),
+            ("dict_type", "$")
+        );
         assert_eq!(problems[0].loc, [Loc::Key("body".into())]);
         assert_eq!(problems[0].input, input, "{body}");
     }
@@ -126,7 +152,10 @@ fn row_3_nesting_deeper_than_128_levels() {
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     let body = vcon(json!({})).replacen('{', &format!("{{\"x\":{deep},"), 1);
     let problems = found(&body);
-    assert_eq!(problems, one("value_error", &format!("$.x{}", "[0]".repeat(127))));
+    assert_eq!(
+        problems,
+        one("value_error", &format!("$.x{}", "[0]".repeat(127)))
+    );
     let ok = format!("{}{}", "[".repeat(127), "]".repeat(127));
     accept(&vcon(json!({})).replacen('{', &format!("{{\"x\":{ok},"), 1));
 }
@@ -139,14 +168,20 @@ fn row_4_both_forms_are_ambiguous() {
 
 #[test]
 fn row_5_sealed_forms_when_not_accepted() {
-    let no = IngestOptions { accept_signed: false, max_bytes: 1000 };
+    let no = IngestOptions {
+        accept_signed: false,
+        max_bytes: 1000,
+    };
     let signed = json!({"payload": "e30", "signatures": [{"header": {"uuid": UUID}}]});
     let encrypted = json!({"ciphertext": "x", "recipients": [{}], "unprotected": {"uuid": UUID}});
     for body in [signed, encrypted] {
         match ingest(body.to_string().as_bytes(), &no) {
             Err(IngestError::Invalid(problems)) => {
                 assert_eq!(problems.len(), 1);
-                assert_eq!((problems[0].kind, problems[0].path.as_str()), ("signed_not_accepted", "$"));
+                assert_eq!(
+                    (problems[0].kind, problems[0].path.as_str()),
+                    ("signed_not_accepted", "$")
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -157,15 +192,34 @@ fn row_5_sealed_forms_when_not_accepted() {
 fn row_6_uuid() {
     let no_uuid = json!({"created_at": CREATED}).to_string();
     assert_eq!(found(&no_uuid), one("missing", "$.uuid"));
-    assert_eq!(found(&vcon(json!({"uuid": null}))), one("missing", "$.uuid"));
-    assert_eq!(found(&vcon(json!({"uuid": 12}))), one("uuid_parsing", "$.uuid"));
-    assert_eq!(found(&vcon(json!({"uuid": ""}))), one("uuid_parsing", "$.uuid"));
-    assert_eq!(found(&vcon(json!({"uuid": "not-a-uuid"}))), one("uuid_parsing", "$.uuid"));
-    assert_eq!(found(&vcon(json!({"uuid": format!(" {UUID}")}))), one("uuid_parsing", "$.uuid"));
+    assert_eq!(
+        found(&vcon(json!({"uuid": null}))),
+        one("missing", "$.uuid")
+    );
+    assert_eq!(
+        found(&vcon(json!({"uuid": 12}))),
+        one("uuid_parsing", "$.uuid")
+    );
+    assert_eq!(
+        found(&vcon(json!({"uuid": ""}))),
+        one("uuid_parsing", "$.uuid")
+    );
+    assert_eq!(
+        found(&vcon(json!({"uuid": "not-a-uuid"}))),
+        one("uuid_parsing", "$.uuid")
+    );
+    assert_eq!(
+        found(&vcon(json!({"uuid": format!(" {UUID}")}))),
+        one("uuid_parsing", "$.uuid")
+    );
     let problem = &reject(&vcon(json!({"uuid": "nope"})))[0];
     assert_eq!(problem.input, Some(json!("nope")));
     assert!(problem.msg.contains("not a UUID"), "{}", problem.msg);
-    for form in [format!("urn:uuid:{UUID}"), UUID.replace('-', ""), UUID.to_uppercase()] {
+    for form in [
+        format!("urn:uuid:{UUID}"),
+        UUID.replace('-', ""),
+        UUID.to_uppercase(),
+    ] {
         assert_eq!(accept(&vcon(json!({"uuid": form}))).uuid.to_string(), UUID);
     }
 }
@@ -174,9 +228,21 @@ fn row_6_uuid() {
 fn row_7_created_at() {
     let no_date = json!({"uuid": UUID}).to_string();
     assert_eq!(found(&no_date), one("missing", "$.created_at"));
-    assert_eq!(found(&vcon(json!({"created_at": null}))), one("missing", "$.created_at"));
-    for bad in [json!(""), json!("NOT-A-DATE"), json!(true), json!({}), json!([])] {
-        assert_eq!(found(&vcon(json!({"created_at": bad}))), one("datetime_parsing", "$.created_at"));
+    assert_eq!(
+        found(&vcon(json!({"created_at": null}))),
+        one("missing", "$.created_at")
+    );
+    for bad in [
+        json!(""),
+        json!("NOT-A-DATE"),
+        json!(true),
+        json!({}),
+        json!([]),
+    ] {
+        assert_eq!(
+            found(&vcon(json!({"created_at": bad}))),
+            one("datetime_parsing", "$.created_at")
+        );
     }
     for (good, seconds) in [
         (json!(1_715_000_000), 1_715_000_000),
@@ -186,14 +252,23 @@ fn row_7_created_at() {
         (json!("2024-01-01"), 1_704_067_200),
         (json!("Wed, 18 May 2022 23:05:05 -0000"), 1_652_915_105),
     ] {
-        assert_eq!(accept(&vcon(json!({"created_at": good}))).created_at, Some(seconds));
+        assert_eq!(
+            accept(&vcon(json!({"created_at": good}))).created_at,
+            Some(seconds)
+        );
     }
 }
 
 #[test]
 fn row_8_vcon_and_subject_are_strings() {
-    assert_eq!(found(&vcon(json!({"vcon": 0.4}))), one("string_type", "$.vcon"));
-    assert_eq!(found(&vcon(json!({"subject": ["a"]}))), one("string_type", "$.subject"));
+    assert_eq!(
+        found(&vcon(json!({"vcon": 0.4}))),
+        one("string_type", "$.vcon")
+    );
+    assert_eq!(
+        found(&vcon(json!({"subject": ["a"]}))),
+        one("string_type", "$.subject")
+    );
     accept(&vcon(json!({"vcon": null, "subject": null})));
     for version in ["0.0.1", "0.3.0", "0.4.0", ""] {
         accept(&vcon(json!({"vcon": version})));
@@ -204,7 +279,10 @@ fn row_8_vcon_and_subject_are_strings() {
 fn row_9_arrays_including_null() {
     for name in ["parties", "dialog", "analysis", "attachments"] {
         for bad in [json!(null), json!({}), json!("x"), json!(1)] {
-            assert_eq!(found(&vcon(json!({name: bad}))), one("list_type", &format!("$.{name}")));
+            assert_eq!(
+                found(&vcon(json!({name: bad}))),
+                one("list_type", &format!("$.{name}"))
+            );
         }
         accept(&vcon(json!({name: []})));
     }
@@ -212,7 +290,9 @@ fn row_9_arrays_including_null() {
 
 #[test]
 fn row_10_elements_must_be_objects() {
-    let body = vcon(json!({"parties": [{}, {}, "x"], "analysis": [1], "attachments": [null], "group": [[]]}));
+    let body = vcon(
+        json!({"parties": [{}, {}, "x"], "analysis": [1], "attachments": [null], "group": [[]]}),
+    );
     assert_eq!(
         found(&body),
         vec![
@@ -222,12 +302,18 @@ fn row_10_elements_must_be_objects() {
             ("dict_type", "$.group[0]".to_owned()),
         ]
     );
-    assert_eq!(reject(&vcon(json!({"dialog": ["text"]})))[0].input, Some(json!("text")));
+    assert_eq!(
+        reject(&vcon(json!({"dialog": ["text"]})))[0].input,
+        Some(json!("text"))
+    );
 }
 
 #[test]
 fn row_11_group() {
-    assert_eq!(found(&vcon(json!({"group": {}}))), one("list_type", "$.group"));
+    assert_eq!(
+        found(&vcon(json!({"group": {}}))),
+        one("list_type", "$.group")
+    );
     accept(&vcon(json!({"group": null})));
     accept(&vcon(json!({"group": []})));
     accept(&vcon(json!({"group": [{"uuid": OTHER_UUID}]})));
@@ -236,7 +322,10 @@ fn row_11_group() {
 #[test]
 fn row_12_redacted_amended_appended() {
     for name in ["redacted", "amended", "appended"] {
-        assert_eq!(found(&vcon(json!({name: "x"}))), one("dict_type", &format!("$.{name}")));
+        assert_eq!(
+            found(&vcon(json!({name: "x"}))),
+            one("dict_type", &format!("$.{name}"))
+        );
         accept(&vcon(json!({name: null})));
         accept(&vcon(json!({name: {}})));
     }
@@ -244,12 +333,34 @@ fn row_12_redacted_amended_appended() {
 
 #[test]
 fn row_13_party_tel() {
-    for good in ["+15551234567", "tel:+1-555-123-4567", "TEL:+1 555 0100;ext=12", "(555) 123-4567", "5551234", "+1.555.0100 x12#*", "", "+1234"] {
+    for good in [
+        "+15551234567",
+        "tel:+1-555-123-4567",
+        "TEL:+1 555 0100;ext=12",
+        "(555) 123-4567",
+        "5551234",
+        "+1.555.0100 x12#*",
+        "",
+        "+1234",
+    ] {
         accept(&vcon(json!({"parties": [{"tel": good}]})));
     }
     accept(&vcon(json!({"parties": [{"tel": null}, {}]})));
-    for bad in [json!("abc"), json!("+123"), json!("tel:"), json!("-15551234567"), json!("+1555 call me"), json!("x5551234"), json!(15551234567_i64), json!(true)] {
-        assert_eq!(found(&vcon(json!({"parties": [{}, {"tel": bad}]}))), one("value_error", "$.parties[1].tel"), "{bad}");
+    for bad in [
+        json!("abc"),
+        json!("+123"),
+        json!("tel:"),
+        json!("-15551234567"),
+        json!("+1555 call me"),
+        json!("x5551234"),
+        json!(15551234567_i64),
+        json!(true),
+    ] {
+        assert_eq!(
+            found(&vcon(json!({"parties": [{}, {"tel": bad}]}))),
+            one("value_error", "$.parties[1].tel"),
+            "{bad}"
+        );
     }
 }
 
@@ -272,8 +383,13 @@ fn row_14_dialog_string_members() {
         ("mimetype", json!("text/plain,x"), "value_error"),
         ("alg", json!(256), "string_type"),
     ] {
-        let body = vcon(json!({"parties": parties, "dialog": [{"type": "recording", member: bad}]}));
-        assert_eq!(found(&body), one(kind, &format!("$.dialog[0].{member}")), "{member}: {bad}");
+        let body =
+            vcon(json!({"parties": parties, "dialog": [{"type": "recording", member: bad}]}));
+        assert_eq!(
+            found(&body),
+            one(kind, &format!("$.dialog[0].{member}")),
+            "{member}: {bad}"
+        );
     }
     for (member, good) in [
         ("url", "https://example.com/a.wav"),
@@ -289,13 +405,24 @@ fn row_14_dialog_string_members() {
         accept(&vcon(json!({"dialog": [{"type": "text", member: good}]})));
     }
     let nulls = json!({"type": "text", "start": null, "url": null, "mediatype": null, "mimetype": null, "alg": null, "duration": null, "parties": null, "originator": null});
-    assert!(accept(&vcon(json!({"dialog": [nulls]}))).warnings.is_empty());
+    assert!(accept(&vcon(json!({"dialog": [nulls]})))
+        .warnings
+        .is_empty());
 }
 
 #[test]
 fn row_15_duration() {
-    for good in [json!(0), json!(33.12), json!(1e3), json!("18"), json!("18.5"), json!(" 7 ")] {
-        accept(&vcon(json!({"dialog": [{"type": "text", "duration": good}]})));
+    for good in [
+        json!(0),
+        json!(33.12),
+        json!(1e3),
+        json!("18"),
+        json!("18.5"),
+        json!(" 7 "),
+    ] {
+        accept(&vcon(
+            json!({"dialog": [{"type": "text", "duration": good}]}),
+        ));
     }
     for (bad, kind) in [
         (json!("long"), "float_parsing"),
@@ -307,9 +434,15 @@ fn row_15_duration() {
         (json!(-30), "greater_than_equal"),
         (json!("-1.5"), "greater_than_equal"),
     ] {
-        let problems = reject(&vcon(json!({"dialog": [{"type": "text", "duration": bad}]})));
+        let problems = reject(&vcon(
+            json!({"dialog": [{"type": "text", "duration": bad}]}),
+        ));
         assert_eq!(problems.len(), 1, "{bad}");
-        assert_eq!((problems[0].kind, problems[0].path.as_str()), (kind, "$.dialog[0].duration"), "{bad}");
+        assert_eq!(
+            (problems[0].kind, problems[0].path.as_str()),
+            (kind, "$.dialog[0].duration"),
+            "{bad}"
+        );
     }
     let huge = vcon(json!({})).replacen('{', r#"{"dialog":[{"type":"text","duration":1e400}],"#, 1);
     assert_eq!(found(&huge), one("float_parsing", "$.dialog[0].duration"));
@@ -321,47 +454,89 @@ fn row_15_duration() {
 #[test]
 fn row_16_dialog_parties_shapes() {
     let parties = json!([{}, {}, {}]);
-    for good in [json!(0), json!([0, 2]), json!([[0, 1], null, 2]), json!([]), json!([null, [2]])] {
-        accept(&vcon(json!({"parties": parties, "dialog": [{"type": "recording", "parties": good}]})));
+    for good in [
+        json!(0),
+        json!([0, 2]),
+        json!([[0, 1], null, 2]),
+        json!([]),
+        json!([null, [2]]),
+    ] {
+        accept(&vcon(
+            json!({"parties": parties, "dialog": [{"type": "recording", "parties": good}]}),
+        ));
     }
     for (bad, expected) in [
         (json!("0"), one("list_type", "$.dialog[0].parties")),
         (json!({"0": 1}), one("list_type", "$.dialog[0].parties")),
         (json!(3), one("index_out_of_range", "$.dialog[0].parties")),
         (json!(-1), one("index_out_of_range", "$.dialog[0].parties")),
-        (json!([0, 99]), one("index_out_of_range", "$.dialog[0].parties[1]")),
-        (json!([0, 1.5]), one("index_out_of_range", "$.dialog[0].parties[1]")),
-        (json!([0, "1"]), one("index_out_of_range", "$.dialog[0].parties[1]")),
+        (
+            json!([0, 99]),
+            one("index_out_of_range", "$.dialog[0].parties[1]"),
+        ),
+        (
+            json!([0, 1.5]),
+            one("index_out_of_range", "$.dialog[0].parties[1]"),
+        ),
+        (
+            json!([0, "1"]),
+            one("index_out_of_range", "$.dialog[0].parties[1]"),
+        ),
         (json!([0, {}]), one("list_type", "$.dialog[0].parties[1]")),
-        (json!([[0, 7]]), one("index_out_of_range", "$.dialog[0].parties[0][1]")),
-        (json!([[0, [1]]]), one("list_type", "$.dialog[0].parties[0][1]")),
-        (json!([[null]]), one("index_out_of_range", "$.dialog[0].parties[0][0]")),
+        (
+            json!([[0, 7]]),
+            one("index_out_of_range", "$.dialog[0].parties[0][1]"),
+        ),
+        (
+            json!([[0, [1]]]),
+            one("list_type", "$.dialog[0].parties[0][1]"),
+        ),
+        (
+            json!([[null]]),
+            one("index_out_of_range", "$.dialog[0].parties[0][0]"),
+        ),
     ] {
-        let body = vcon(json!({"parties": parties, "dialog": [{"type": "recording", "parties": bad}]}));
+        let body =
+            vcon(json!({"parties": parties, "dialog": [{"type": "recording", "parties": bad}]}));
         assert_eq!(found(&body), expected, "{bad}");
     }
-    let problem = &reject(&vcon(json!({"parties": [{}, {}], "dialog": [{"parties": [0, 99]}]})))[0];
+    let problem = &reject(&vcon(
+        json!({"parties": [{}, {}], "dialog": [{"parties": [0, 99]}]}),
+    ))[0];
     assert_eq!(problem.input, Some(json!(99)));
-    assert!(problem.msg.contains("99") && problem.msg.contains("2 parties"), "{}", problem.msg);
+    assert!(
+        problem.msg.contains("99") && problem.msg.contains("2 parties"),
+        "{}",
+        problem.msg
+    );
 }
 
 #[test]
 fn row_16_indices_without_parties_are_out_of_range() {
     let body = vcon(json!({"dialog": [{"type": "text", "parties": [0]}]}));
-    assert_eq!(found(&body), one("index_out_of_range", "$.dialog[0].parties[0]"));
+    assert_eq!(
+        found(&body),
+        one("index_out_of_range", "$.dialog[0].parties[0]")
+    );
     let body = vcon(json!({"parties": null, "dialog": [{"type": "text", "parties": 0}]}));
     assert_eq!(
         found(&body),
-        vec![("list_type", "$.parties".to_owned()), ("index_out_of_range", "$.dialog[0].parties".to_owned())]
+        vec![
+            ("list_type", "$.parties".to_owned()),
+            ("index_out_of_range", "$.dialog[0].parties".to_owned())
+        ]
     );
 }
 
 #[test]
 fn row_17_originator() {
     let parties = json!([{}, {}]);
-    accept(&vcon(json!({"parties": parties, "dialog": [{"type": "text", "originator": 1}]})));
+    accept(&vcon(
+        json!({"parties": parties, "dialog": [{"type": "text", "originator": 1}]}),
+    ));
     for bad in [json!(2), json!(-1), json!("0"), json!(0.5), json!([0])] {
-        let body = vcon(json!({"parties": parties, "dialog": [{"type": "text", "originator": bad}]}));
+        let body =
+            vcon(json!({"parties": parties, "dialog": [{"type": "text", "originator": bad}]}));
         let kinds = found(&body);
         assert_eq!(kinds.len(), 1);
         assert_eq!(kinds[0].1, "$.dialog[0].originator", "{bad}");
@@ -375,10 +550,17 @@ fn row_18_signed_form_shape() {
     assert_eq!(found(&body.to_string()), one("string_type", "$.payload"));
     for bad in [json!([]), json!({}), json!(null), json!("sig")] {
         let body = json!({"payload": payload, "signatures": bad});
-        assert_eq!(found(&body.to_string()), one("list_type", "$.signatures"), "{bad}");
+        assert_eq!(
+            found(&body.to_string()),
+            one("list_type", "$.signatures"),
+            "{bad}"
+        );
     }
     let body = json!({"payload": payload, "signatures": [{}, "sig"]});
-    assert_eq!(found(&body.to_string()), one("dict_type", "$.signatures[1]"));
+    assert_eq!(
+        found(&body.to_string()),
+        one("dict_type", "$.signatures[1]")
+    );
 }
 
 #[test]
@@ -387,25 +569,42 @@ fn row_19_encrypted_form_shape() {
     assert_eq!(found(&body.to_string()), one("string_type", "$.ciphertext"));
     for bad in [json!([]), json!({}), json!(null)] {
         let body = json!({"ciphertext": "x", "recipients": bad, "unprotected": {"uuid": UUID}});
-        assert_eq!(found(&body.to_string()), one("list_type", "$.recipients"), "{bad}");
+        assert_eq!(
+            found(&body.to_string()),
+            one("list_type", "$.recipients"),
+            "{bad}"
+        );
     }
 }
 
 #[test]
 fn row_20_sealed_uuids_must_exist_and_agree() {
     let body = json!({"payload": "!!", "signatures": [{"header": {}}]});
-    assert_eq!(found(&body.to_string()), one("missing", "$.signatures[0].header.uuid"));
+    assert_eq!(
+        found(&body.to_string()),
+        one("missing", "$.signatures[0].header.uuid")
+    );
     let body = json!({"ciphertext": "x", "recipients": [{}]});
-    assert_eq!(found(&body.to_string()), one("missing", "$.unprotected.uuid"));
+    assert_eq!(
+        found(&body.to_string()),
+        one("missing", "$.unprotected.uuid")
+    );
 
     let body = json!({"payload": b64(&json!({})), "signatures": [{"header": {"uuid": UUID}}, {"header": {"uuid": OTHER_UUID}}]});
-    assert_eq!(found(&body.to_string()), one("value_error", "$.signatures[1].header.uuid"));
+    assert_eq!(
+        found(&body.to_string()),
+        one("value_error", "$.signatures[1].header.uuid")
+    );
     let body = json!({"payload": b64(&json!({"uuid": OTHER_UUID})), "signatures": [{"header": {"uuid": UUID}}]});
     assert_eq!(found(&body.to_string()), one("value_error", "$.payload"));
-    let body = json!({"uuid": OTHER_UUID, "payload": "x", "signatures": [{"header": {"uuid": UUID}}]});
+    let body =
+        json!({"uuid": OTHER_UUID, "payload": "x", "signatures": [{"header": {"uuid": UUID}}]});
     assert_eq!(found(&body.to_string()), one("value_error", "$.uuid"));
     let body = json!({"payload": "x", "signatures": [{"header": {"uuid": "bad"}}]});
-    assert_eq!(found(&body.to_string()), one("uuid_parsing", "$.signatures[0].header.uuid"));
+    assert_eq!(
+        found(&body.to_string()),
+        one("uuid_parsing", "$.signatures[0].header.uuid")
+    );
 
     let protected = b64(&json!({"alg": "RSA-OAEP", "uuid": OTHER_UUID}));
     let body = json!({"protected": protected, "ciphertext": "x", "recipients": [{}], "unprotected": {"uuid": UUID}});
@@ -428,8 +627,12 @@ fn inner_vcon() -> Value {
 
 #[test]
 fn signed_uuid_date_and_parties_come_from_the_payload() {
-    for payload in [b64(&inner_vcon()), URL_SAFE.encode(inner_vcon().to_string())] {
-        let body = json!({"payload": payload, "signatures": [{"protected": "x", "signature": "y"}]});
+    for payload in [
+        b64(&inner_vcon()),
+        URL_SAFE.encode(inner_vcon().to_string()),
+    ] {
+        let body =
+            json!({"payload": payload, "signatures": [{"protected": "x", "signature": "y"}]});
         let ingested = accept(&body.to_string());
         assert_eq!(ingested.form, Form::Signed);
         assert_eq!(ingested.uuid.to_string(), UUID);
@@ -445,14 +648,22 @@ fn signed_gzipped_payload() {
     use flate2::write::GzEncoder;
     use std::io::Write;
     let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(inner_vcon().to_string().as_bytes()).unwrap();
+    encoder
+        .write_all(inner_vcon().to_string().as_bytes())
+        .unwrap();
     let payload = URL_SAFE_NO_PAD.encode(encoder.finish().unwrap());
     let body = json!({"payload": payload, "signatures": [{"header": {"uuid": UUID}}]}).to_string();
     let ingested = accept(&body);
     assert_eq!(ingested.created_at, Some(CREATED_SECONDS));
-    let tight = IngestOptions { accept_signed: true, max_bytes: 20 };
+    let tight = IngestOptions {
+        accept_signed: true,
+        max_bytes: 20,
+    };
     let ingested = ingest(body.as_bytes(), &tight).unwrap();
-    assert_eq!(ingested.created_at, None, "over the limit, the payload is unreadable");
+    assert_eq!(
+        ingested.created_at, None,
+        "over the limit, the payload is unreadable"
+    );
     assert_eq!(ingested.uuid.to_string(), UUID, "the header uuid is enough");
 }
 
@@ -469,7 +680,10 @@ fn signed_payload_is_not_validated() {
 fn signed_with_an_unreadable_payload_needs_a_header_uuid() {
     let body = json!({"payload": "not-base64!", "signatures": [{"header": {"uuid": UUID}}]});
     let ingested = accept(&body.to_string());
-    assert_eq!((ingested.created_at, ingested.parties.clone()), (None, PartyIndex::default()));
+    assert_eq!(
+        (ingested.created_at, ingested.parties.clone()),
+        (None, PartyIndex::default())
+    );
     let body = json!({"payload": b64(&json!([1])), "signatures": [{"header": {"uuid": UUID}}]});
     accept(&body.to_string());
 }
@@ -496,7 +710,13 @@ fn a_single_pair_member_is_an_unsigned_vcon() {
     let ingested = accept(&vcon(json!({"payload": "x", "recipients": []})));
     assert_eq!(ingested.form, Form::Unsigned);
     let body = json!({"cyphertext": "x", "recipients": [{}]}).to_string();
-    assert_eq!(found(&body), vec![("missing", "$.uuid".to_owned()), ("missing", "$.created_at".to_owned())]);
+    assert_eq!(
+        found(&body),
+        vec![
+            ("missing", "$.uuid".to_owned()),
+            ("missing", "$.created_at".to_owned())
+        ]
+    );
 }
 
 // ---- §3.2 accepted --------------------------------------------------------------------------
@@ -572,8 +792,14 @@ fn warnings() {
             ("redacted_and_amended", "$.amended".to_owned()),
         ]
     );
-    assert!(warning_kinds(&vcon(json!({"redacted": {}, "amended": {"uuid": OTHER_UUID}}))).is_empty());
-    assert!(warning_kinds(&vcon(json!({"dialog": [{"type": "text", "alg": "SHA-512"}]}))).is_empty());
+    assert!(warning_kinds(&vcon(
+        json!({"redacted": {}, "amended": {"uuid": OTHER_UUID}})
+    ))
+    .is_empty());
+    assert!(warning_kinds(&vcon(
+        json!({"dialog": [{"type": "text", "alg": "SHA-512"}]})
+    ))
+    .is_empty());
 }
 
 // ---- collection and order -------------------------------------------------------------------
@@ -644,7 +870,10 @@ fn describe_reads_stored_texts_leniently() {
 
     let encrypted = json!({"ciphertext": "x", "recipients": [{}], "unprotected": {"uuid": UUID}});
     let described = describe(&encrypted.to_string()).unwrap();
-    assert_eq!((described.form, described.created_at), (Form::Encrypted, None));
+    assert_eq!(
+        (described.form, described.created_at),
+        (Form::Encrypted, None)
+    );
     assert_eq!(described.uuid.map(|u| u.to_string()).as_deref(), Some(UUID));
 
     for not_an_object in ["", "[]", "\"x\"", "{", "nul", "{\"a\":1} x"] {
@@ -656,10 +885,26 @@ fn describe_reads_stored_texts_leniently() {
 fn describe_and_ingest_survive_hostile_input() {
     let deep = "[".repeat(100_000);
     assert_eq!(describe(&deep), None);
-    let deep_object = format!("{{\"uuid\":\"{UUID}\",\"x\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-    assert_eq!(describe(&deep_object).and_then(|d| d.uuid).map(|u| u.to_string()).as_deref(), Some(UUID));
-    assert!(matches!(ingest(deep_object.as_bytes(), &options()), Err(IngestError::Invalid(_))));
+    let deep_object = format!(
+        "{{\"uuid\":\"{UUID}\",\"x\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_eq!(
+        describe(&deep_object)
+            .and_then(|d| d.uuid)
+            .map(|u| u.to_string())
+            .as_deref(),
+        Some(UUID)
+    );
+    assert!(matches!(
+        ingest(deep_object.as_bytes(), &options()),
+        Err(IngestError::Invalid(_))
+    ));
     for bytes in [&b"\xC0"[..], b"{\"\xFF\":1}", b"\x00", b"{\"a\":1}\x00"] {
-        assert!(matches!(ingest(bytes, &options()), Err(IngestError::Malformed { .. })));
+        assert!(matches!(
+            ingest(bytes, &options()),
+            Err(IngestError::Malformed { .. })
+        ));
     }
 }

@@ -2,11 +2,12 @@
 //! collects every problem with its JSON path, lenient dates and uuids, and the exact round trip
 //! (the stored text is the request body with insignificant whitespace removed).
 //!
-//! The work is split so that each step reads the body once: `compact` scans the bytes (grammar,
-//! stored text, repeated keys, depth), `view` then reads only the members the rules need from
-//! that text, `validate`/`dialog` hold the rules of an unsigned vCon, `forms` those of the signed
-//! and encrypted ones, and `findings` orders what was found. `dates` and `uuids` are the lenient
-//! parsers the rest of conserver shares.
+//! The work is split so that the body's bytes are read once: `compact` scans them (grammar,
+//! stored text, repeated keys, depth), `view` then walks that compact text to the members the
+//! rules need (`top_level` finds the top-level ones in one pass), `validate`/`dialog` hold the
+//! rules of an unsigned vCon, `forms` those of the signed and encrypted ones, `index` derives
+//! what a vCon is indexed by, and `findings` orders what was found. `dates` and `uuids` are the
+//! lenient parsers the rest of conserver shares.
 
 mod compact;
 mod dates;
@@ -15,6 +16,8 @@ mod findings;
 mod forms;
 mod index;
 mod payload;
+mod strings;
+mod top_level;
 mod uuids;
 mod validate;
 mod view;
@@ -24,7 +27,8 @@ mod corpus_tests;
 #[cfg(test)]
 mod ingest_tests;
 
-use serde_json::value::RawValue;
+use std::ops::Range;
+
 use uuid::Uuid;
 
 use crate::problem::Problem;
@@ -32,7 +36,8 @@ use crate::problem::Problem;
 use compact::Compacted;
 use findings::{Findings, Step};
 use forms::Detected;
-use view::Object;
+use index::Identity;
+use view::{Object, Raw};
 
 /// Bound on a gunzipped JWS payload when [`describe`] reads an already stored text (the default
 /// of `api.max_body_bytes`; the text passed ingest under the configured one).
@@ -117,8 +122,12 @@ pub enum IngestError {
 
 /// Validate a request body (already gunzipped) and produce what is stored.
 pub fn ingest(body: &[u8], options: &IngestOptions) -> Result<Ingested, IngestError> {
-    let Compacted { text, findings } = compact::compact(body)?;
-    let checked = check(&text, options, findings)?;
+    let Compacted {
+        text,
+        findings,
+        root_spans,
+    } = compact::compact(body)?;
+    let checked = check(&text, &root_spans, findings, options)?;
     Ok(Ingested {
         uuid: checked.uuid,
         text,
@@ -139,11 +148,18 @@ struct Checked {
 }
 
 /// Run every rule on a text the scanner accepted, adding to what the scanner found.
-fn check(text: &str, options: &IngestOptions, mut findings: Findings) -> Result<Checked, IngestError> {
-    let Some(vcon) = Object::parse(text) else {
-        return Err(not_an_object(text, findings));
+fn check(
+    text: &str,
+    root_spans: &[Range<usize>],
+    mut findings: Findings,
+    options: &IngestOptions,
+) -> Result<Checked, IngestError> {
+    let root = Raw::new(text);
+    let Some(document) = Object::of(root) else {
+        return Err(not_an_object(root, findings));
     };
-    let form = match forms::detect(&vcon) {
+    let top = top_level::pick(&document, root_spans);
+    let form = match forms::detect(&top) {
         Detected::One(form) => form,
         Detected::Ambiguous => {
             findings.problem(
@@ -168,38 +184,44 @@ fn check(text: &str, options: &IngestOptions, mut findings: Findings) -> Result<
         );
         return Err(IngestError::Invalid(findings.into_problems()));
     }
-    let (uuid, created_at, parties) = match form {
-        Form::Unsigned => {
-            let uuid = validate::check_unsigned(&vcon, &mut findings);
-            (uuid, index::created_at(&vcon), index::party_index(&vcon))
-        }
-        Form::Signed => {
-            let sealed = forms::check_signed(&vcon, options.max_bytes, &mut findings);
-            (sealed.uuid, sealed.created_at, sealed.parties)
-        }
-        Form::Encrypted => {
-            let sealed = forms::check_encrypted(&vcon, &mut findings);
-            (sealed.uuid, sealed.created_at, sealed.parties)
-        }
-    };
-    match uuid {
-        Some(uuid) if !findings.has_problems() => {
-            Ok(Checked { uuid, form, created_at, parties, warnings: findings.into_warnings() })
-        }
+    let identity = identify(&top, form, options.max_bytes, &mut findings);
+    match identity.uuid {
+        Some(uuid) if !findings.has_problems() => Ok(Checked {
+            uuid,
+            form,
+            created_at: identity.created_at,
+            parties: identity.parties,
+            warnings: findings.into_warnings(),
+        }),
         _ => Err(IngestError::Invalid(findings.into_problems())),
     }
 }
 
+/// Run the rules of `form` and find what the document is stored and indexed by.
+fn identify(
+    top: &top_level::TopLevel<'_>,
+    form: Form,
+    max_bytes: usize,
+    findings: &mut Findings,
+) -> Identity {
+    match form {
+        Form::Unsigned => validate::check_unsigned(top, findings),
+        Form::Signed => forms::check_signed(top, max_bytes, findings),
+        Form::Encrypted => forms::check_encrypted(top, findings),
+    }
+}
+
 /// Row 1: a body that is JSON but not an object.
-fn not_an_object(text: &str, mut findings: Findings) -> IngestError {
-    let root = serde_json::from_str::<&RawValue>(text).ok();
-    let got = root.map_or("something else", |raw| view::kind(raw).noun());
+fn not_an_object(root: Raw<'_>, mut findings: Findings) -> IngestError {
     findings.problem(
         &[] as &[Step<'_>],
         &[],
         "dict_type",
-        format!("the body must be a JSON object (a vCon); got {got}"),
-        root,
+        format!(
+            "the body must be a JSON object (a vCon); got {}",
+            root.kind().noun()
+        ),
+        Some(root),
     );
     IngestError::Invalid(findings.into_problems())
 }
@@ -208,37 +230,29 @@ fn not_an_object(text: &str, mut findings: Findings) -> IngestError {
 /// `DELETE /vcon` (to remove its party entries) and `/index_vcons`. `None` when the text is not
 /// a JSON object.
 pub fn describe(text: &str) -> Option<Described> {
-    let vcon = Object::parse(text)?;
-    let mut ignored = Findings::default();
-    let described = match forms::detect(&vcon) {
-        Detected::One(Form::Unsigned) => Described {
-            uuid: vcon.get_str("uuid").and_then(|uuid| parse_uuid(&uuid)),
-            form: Form::Unsigned,
-            created_at: index::created_at(&vcon),
-            parties: index::party_index(&vcon),
-        },
-        // An ambiguous document is never accepted; if one is stored anyway, reading it as
-        // signed still finds a top-level uuid.
-        Detected::One(Form::Signed) | Detected::Ambiguous => {
-            let sealed = forms::check_signed(&vcon, DESCRIBE_MAX_PAYLOAD_BYTES, &mut ignored);
-            Described {
-                uuid: sealed.uuid,
-                form: Form::Signed,
-                created_at: sealed.created_at,
-                parties: sealed.parties,
-            }
-        }
-        Detected::One(Form::Encrypted) => {
-            let sealed = forms::check_encrypted(&vcon, &mut ignored);
-            Described {
-                uuid: sealed.uuid,
-                form: Form::Encrypted,
-                created_at: sealed.created_at,
-                parties: sealed.parties,
-            }
-        }
+    // The stored text is normally compact already; compacting it again is what makes the view
+    // safe to use on any text (a pretty-printed one, or one that is not JSON at all).
+    let compacted = compact::compact(text.as_bytes()).ok()?;
+    let document = Object::of(Raw::new(&compacted.text))?;
+    let top = top_level::pick(&document, &compacted.root_spans);
+    // An ambiguous document is never accepted; if one is stored anyway, reading it as signed
+    // still finds a top-level uuid.
+    let form = match forms::detect(&top) {
+        Detected::One(form) => form,
+        Detected::Ambiguous => Form::Signed,
     };
-    Some(described)
+    let identity = identify(
+        &top,
+        form,
+        DESCRIBE_MAX_PAYLOAD_BYTES,
+        &mut Findings::default(),
+    );
+    Some(Described {
+        uuid: identity.uuid,
+        form,
+        created_at: identity.created_at,
+        parties: identity.parties,
+    })
 }
 
 /// See [`describe`].

@@ -32,9 +32,14 @@ pub(crate) fn decode_payload(text: &str, max_bytes: usize) -> Option<Vec<u8>> {
     if !bytes.starts_with(GZIP_MAGIC) {
         return Some(bytes);
     }
-    let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     let mut inflated = Vec::new();
-    MultiGzDecoder::new(bytes.as_slice()).take(limit).read_to_end(&mut inflated).ok()?;
+    MultiGzDecoder::new(bytes.as_slice())
+        .take(limit)
+        .read_to_end(&mut inflated)
+        .ok()?;
     (inflated.len() <= max_bytes).then_some(inflated)
 }
 
@@ -56,7 +61,10 @@ mod tests {
         assert_eq!(base64url("eyJhIjoxfQ").unwrap(), br#"{"a":1}"#);
         assert_eq!(base64url("eyJhIjoxfQ==").unwrap(), br#"{"a":1}"#);
         assert_eq!(base64url("_-8").unwrap(), [0xFF, 0xEF]);
-        assert!(base64url("/+8").is_none(), "standard base64 is not base64url");
+        assert!(
+            base64url("/+8").is_none(),
+            "standard base64 is not base64url"
+        );
         assert!(base64url("not base64!").is_none());
     }
 

@@ -8,10 +8,12 @@ const URN_PREFIX: &str = "urn:uuid:";
 /// in any letter case. Anything else (surrounding whitespace, other lengths, a braced urn) is
 /// refused: lenient parsing here would let two spellings of garbage name the same key.
 pub(crate) fn parse_uuid(text: &str) -> Option<Uuid> {
-    let has_urn_prefix =
-        text.get(..URN_PREFIX.len()).is_some_and(|prefix| prefix.eq_ignore_ascii_case(URN_PREFIX));
+    let has_urn_prefix = text
+        .get(..URN_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(URN_PREFIX));
     let inner = if has_urn_prefix {
-        text.get(URN_PREFIX.len()..).filter(|rest| rest.len() == 36)?
+        text.get(URN_PREFIX.len()..)
+            .filter(|rest| rest.len() == 36)?
     } else if let Some(braced) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
         braced
     } else {
