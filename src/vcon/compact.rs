@@ -469,21 +469,24 @@ impl<'a> Scanner<'a> {
                 frame.order = rank;
                 frame.segment = Segment::Key(key.clone());
                 if let Some(index) = &mut frame.key_index {
-                    index.insert(key.clone(), rank);
-                }
-                self.keys.push(SeenKey {
-                    name: key,
-                    fingerprint,
-                    order: rank,
-                });
-                let distinct = self.keys.len() - frame.keys_start;
-                if frame.key_index.is_none() && distinct > LINEAR_KEY_SCAN_LIMIT {
+                    // Indexed objects keep their keys only in the index, so a huge object
+                    // costs one copy of its keys, not two.
+                    index.insert(key, rank);
+                } else {
+                    self.keys.push(SeenKey {
+                        name: key,
+                        fingerprint,
+                        order: rank,
+                    });
                     let keys = self.keys.get(frame.keys_start..).unwrap_or_default();
-                    frame.key_index = Some(
-                        keys.iter()
-                            .map(|seen| (seen.name.clone(), seen.order))
-                            .collect(),
-                    );
+                    if keys.len() > LINEAR_KEY_SCAN_LIMIT {
+                        frame.key_index = Some(
+                            keys.iter()
+                                .map(|seen| (seen.name.clone(), seen.order))
+                                .collect(),
+                        );
+                        self.keys.truncate(frame.keys_start);
+                    }
                 }
             }
         }

@@ -55,6 +55,7 @@ impl<'a> Raw<'a> {
         self.0
     }
 
+    /// The value's JSON type.
     pub(crate) fn kind(self) -> Kind {
         match self.0.as_bytes().first() {
             Some(b'{') => Kind::Object,
@@ -66,6 +67,7 @@ impl<'a> Raw<'a> {
         }
     }
 
+    /// Whether the value is `null`.
     pub(crate) fn is_null(self) -> bool {
         self.kind() == Kind::Null
     }
@@ -257,8 +259,7 @@ fn pick_members<'a, const N: usize>(
     names: [&'static str; N],
 ) -> (Picked<'a, N>, usize) {
     let mut found: [Option<Member<'a>>; N] = [None; N];
-    let mut order = 0;
-    for (key, value) in members.by_ref() {
+    for (order, (key, value)) in members.by_ref().enumerate() {
         let key = key.name();
         if let Some(slot) = names.iter().position(|name| same(name, &key)) {
             if let Some(entry) = found.get_mut(slot) {
@@ -266,7 +267,6 @@ fn pick_members<'a, const N: usize>(
                 *entry = Some(Member { order, value });
             }
         }
-        order += 1;
     }
     (Picked { names, found }, members.pos)
 }
@@ -435,6 +435,42 @@ mod tests {
         assert_eq!(elements[3].elements().unwrap().count(), 0);
         assert!(Raw::new("{}").elements().is_none());
         assert!(Object::of(Raw::new("[]")).is_none());
+    }
+
+    #[test]
+    fn elements_picking_walks_each_object_once() {
+        let array = Raw::new(r#"[{"t":1,"u":{"t":9},"t":2},3,{},[{"t":4}],{"v":"}"}]"#);
+        let elements: Vec<_> = array.elements_picking(["t", "v"]).unwrap().collect();
+        assert_eq!(elements.len(), 5);
+        match &elements[0] {
+            Element::Object(picked) => {
+                let t = picked.get("t").unwrap();
+                assert_eq!((t.order, t.value.text()), (0, "2"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(elements[1], Element::Other(raw) if raw.text() == "3"));
+        assert!(matches!(&elements[2], Element::Object(picked) if !picked.has("t")));
+        assert!(matches!(elements[3], Element::Other(raw) if raw.text() == r#"[{"t":4}]"#));
+        assert!(
+            matches!(&elements[4], Element::Object(picked) if picked.get("v").unwrap().value.text() == r#""}""#)
+        );
+        assert!(Raw::new("{}").elements_picking(["t"]).is_none());
+    }
+
+    #[test]
+    fn spans_are_used_only_where_they_match() {
+        let text = r#"{"a":[1,2],"b":"x","c":3}"#;
+        let root = Object::of(Raw::new(text)).unwrap();
+        let right = [5..10, 15..18, 23..24];
+        let picked = root.pick_spanned(["a", "b", "c"], &right);
+        assert_eq!(picked.get("a").unwrap().value.text(), "[1,2]");
+        assert_eq!(picked.get("c").unwrap().value.text(), "3");
+        // A span that does not start where the value does is ignored, not trusted.
+        let wrong = [6..7, 0..1];
+        let picked = root.pick_spanned(["a", "b", "c"], &wrong);
+        assert_eq!(picked.get("a").unwrap().value.text(), "[1,2]");
+        assert_eq!(picked.get("b").unwrap().value.text(), r#""x""#);
     }
 
     #[test]
