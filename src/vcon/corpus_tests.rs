@@ -305,3 +305,53 @@ fn sealed_files_are_refused_when_signed_vcons_are_not_accepted() {
         assert_eq!(found, [("signed_not_accepted", "$")], "{name}");
     }
 }
+
+/// Mutated and truncated corpus files never panic, and whatever is accepted still round-trips.
+#[test]
+fn mutations_never_panic_and_accepted_texts_round_trip() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    const ALPHABET: &[u8] = b"{}[]\",:\\ \n0123456789-+.eEtrufalsn\x00\x1f\x7f\xc3\xa9\xff";
+    let expected = expected();
+    let files = [names(&expected, "accept"), names(&expected, "reject")].concat();
+    for name in files {
+        let original = read(&name);
+        let check = |body: &[u8]| {
+            if let Ok(ingested) = ingest(body, &options()) {
+                assert_eq!(
+                    ingested.text,
+                    naive_compact(body),
+                    "{name}: accepted mutation"
+                );
+            }
+            if let Ok(text) = std::str::from_utf8(body) {
+                let _ = describe(text);
+            }
+        };
+        for _ in 0..200 {
+            let mut body = original.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % body.len() as u64) as usize;
+                let byte = ALPHABET[(next() % ALPHABET.len() as u64) as usize];
+                match next() % 3 {
+                    0 => body[at] = byte,
+                    1 => body.insert(at, byte),
+                    _ => {
+                        body.remove(at);
+                    }
+                }
+            }
+            check(&body);
+        }
+        if original.len() < 2000 {
+            for end in 0..original.len() {
+                check(&original[..end]);
+            }
+        }
+    }
+}
