@@ -120,9 +120,8 @@ pub(crate) fn check_signed(
         Step::absent("header"),
         Step::absent("uuid"),
     ];
-    let missing_msg =
-        "no uuid found: a signed vCon needs signatures[].header.uuid (or a top-level \
-                       uuid, or a payload that decodes to a vCon with a uuid)";
+    let missing_msg = "no uuid found: a signed vCon needs signatures[].header.uuid (or a \
+                       top-level uuid, or a payload that decodes to a vCon with a uuid)";
     identity.uuid = settle(candidates, &missing_at, missing_msg, "signed", findings);
     identity
 }
