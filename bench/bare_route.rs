@@ -7,12 +7,16 @@
 use actix_web::{web, App, HttpResponse, HttpServer};
 
 async fn accept(body: web::Bytes) -> HttpResponse {
-    HttpResponse::Created().content_type("application/json").body(body)
+    HttpResponse::Created()
+        .content_type("application/json")
+        .body(body)
 }
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let bind = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8090".to_owned());
+    let bind = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8090".to_owned());
     HttpServer::new(|| {
         App::new()
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))

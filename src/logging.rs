@@ -9,9 +9,15 @@ pub fn init() {
         .ok()
         .filter(|v| !v.is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(level_from_python(std::env::var("LOG_LEVEL").ok().as_deref())));
+        .unwrap_or_else(|| {
+            EnvFilter::new(level_from_python(
+                std::env::var("LOG_LEVEL").ok().as_deref(),
+            ))
+        });
     let json = std::env::var("CONSERVER_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if json {
         builder.json().init();
     } else {

@@ -112,7 +112,8 @@ impl Default for Metrics {
 // The definitions below are constants of this file: a failure is a programming error caught by
 // the first test that builds `Metrics`, hence `expect`.
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition");
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric registered once");

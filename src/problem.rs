@@ -55,7 +55,13 @@ impl Problem {
         let mut loc = Vec::with_capacity(segments.len() + 1);
         loc.push(Loc::Key("body".into()));
         loc.extend(segments);
-        Problem { kind, loc, path, msg: msg.into(), input: None }
+        Problem {
+            kind,
+            loc,
+            path,
+            msg: msg.into(),
+            input: None,
+        }
     }
 
     /// A problem with a query parameter.
@@ -146,7 +152,10 @@ mod tests {
 
     #[test]
     fn odd_keys_are_quoted_and_big_inputs_omitted() {
-        assert_eq!(json_path(&["a b".into(), "it's".into()]), "$['a b']['it\\'s']");
+        assert_eq!(
+            json_path(&["a b".into(), "it's".into()]),
+            "$['a b']['it\\'s']"
+        );
         assert_eq!(json_path(&[]), "$");
         let p = Problem::body("dict_type", vec![], "x").with_input(&json!({"a": 1}));
         assert!(p.input.is_none());

@@ -4,7 +4,6 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
-
 use actix_web::{web, HttpServer};
 
 use crate::api::{self, AppState};
@@ -28,14 +27,27 @@ pub enum StartError {
     #[error("cannot open the store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Python settings that have no effect here; each is logged once when set (config.md §8).
 const IGNORED_PYTHON_SETTINGS: &[&str] = &[
-    "EGRESS_FORMAT_VERSION", "CONSERVER_START_METHOD", "VCON_CONTEXT_EXPIRY", "LOGGING_CONFIG_FILE",
-    "SENTRY_DSN", "VCON_SERVER_VERSION", "VCON_SERVER_GIT_COMMIT", "VCON_SERVER_BUILD_TIME",
-    "TICK_INTERVAL", "VCON_SORTED_FORCE_RESET", "VCON_STORAGE", "DEEPGRAM_KEY", "OPENAI_API_KEY",
+    "EGRESS_FORMAT_VERSION",
+    "CONSERVER_START_METHOD",
+    "VCON_CONTEXT_EXPIRY",
+    "LOGGING_CONFIG_FILE",
+    "SENTRY_DSN",
+    "VCON_SERVER_VERSION",
+    "VCON_SERVER_GIT_COMMIT",
+    "VCON_SERVER_BUILD_TIME",
+    "TICK_INTERVAL",
+    "VCON_SORTED_FORCE_RESET",
+    "VCON_STORAGE",
+    "DEEPGRAM_KEY",
+    "OPENAI_API_KEY",
 ];
 
 /// `conserver serve`: run until stopped; the exit code.
@@ -60,7 +72,10 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     for warning in &config.warnings {
         tracing::warn!("config: {warning}");
     }
-    for name in IGNORED_PYTHON_SETTINGS.iter().filter(|n| env.get(n).is_some()) {
+    for name in IGNORED_PYTHON_SETTINGS
+        .iter()
+        .filter(|n| env.get(n).is_some())
+    {
         tracing::warn!("{name} is set but has no effect in conserver (see config.md §8)");
     }
     let addr = listen_address(&config.api.bind)?;
@@ -73,14 +88,17 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     })
     .shutdown_timeout(30)
     .bind(addr)
-    .map_err(|source| StartError::Listen { addr: addr.to_string(), source })?;
+    .map_err(|source| StartError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
     for bound in server.addrs() {
         tracing::info!(role = ?args.role, store = state.store.kind(), "conserver {} serving on http://{bound}", crate::version::VERSION);
     }
-    server
-        .run()
-        .await
-        .map_err(|source| StartError::Listen { addr: addr.to_string(), source })?;
+    server.run().await.map_err(|source| StartError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
     tracing::info!("conserver stopped");
     Ok(())
 }
@@ -123,7 +141,8 @@ fn check_authentication(config: &Config, addr: SocketAddr) -> Result<(), StartEr
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
-

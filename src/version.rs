@@ -15,5 +15,9 @@ pub struct VersionInfo {
 }
 
 pub fn info() -> VersionInfo {
-    VersionInfo { version: VERSION, git_commit: GIT_COMMIT, build_time: BUILD_TIME }
+    VersionInfo {
+        version: VERSION,
+        git_commit: GIT_COMMIT,
+        build_time: BUILD_TIME,
+    }
 }

@@ -38,15 +38,21 @@ pub fn require_ingress_key(req: &HttpRequest, config: &Config, list: &str) -> Re
         return Err(ApiError::Forbidden("API Key required".into()));
     };
     if config.ingress_auth.is_empty() {
-        return Err(ApiError::Forbidden("No ingress authentication configured".into()));
+        return Err(ApiError::Forbidden(
+            "No ingress authentication configured".into(),
+        ));
     }
     let Some((_, keys)) = config.ingress_auth.iter().find(|(name, _)| name == list) else {
-        return Err(ApiError::Forbidden(format!("Ingress list '{list}' not configured")));
+        return Err(ApiError::Forbidden(format!(
+            "Ingress list '{list}' not configured"
+        )));
     };
     if matches_any(presented, keys) {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!("Invalid API Key for ingress list '{list}'")))
+        Err(ApiError::Forbidden(format!(
+            "Invalid API Key for ingress list '{list}'"
+        )))
     }
 }
 

@@ -34,7 +34,12 @@ impl BodyHeaders {
             None => false,
             Some(value) => {
                 let text = value.to_str().unwrap_or("");
-                let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let essence = text
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 match json_kind(&essence) {
                     Some(gzip) => gzip,
                     None => return Err(ApiError::UnsupportedMediaType(text.to_owned())),
@@ -46,7 +51,9 @@ impl BodyHeaders {
             .get(CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-        Ok(BodyHeaders { gzip: gzip_type || gzip_encoding })
+        Ok(BodyHeaders {
+            gzip: gzip_type || gzip_encoding,
+        })
     }
 
     /// Read the body within `limit` bytes, gunzipped when the headers say so (the limit
@@ -122,7 +129,13 @@ mod tests {
         enc.write_all(&[b'a'; 5000]).unwrap();
         let gz = enc.finish().unwrap();
         assert_eq!(gunzip(&gz, 5000).unwrap().len(), 5000);
-        assert!(matches!(gunzip(&gz, 4999), Err(ApiError::PayloadTooLarge(4999))));
-        assert!(matches!(gunzip(b"not gzip", 100), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            gunzip(&gz, 4999),
+            Err(ApiError::PayloadTooLarge(4999))
+        ));
+        assert!(matches!(
+            gunzip(b"not gzip", 100),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

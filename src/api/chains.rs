@@ -47,7 +47,10 @@ pub struct StorageDlqView {
 #[utoipa::path(get, path = "/chains", tag = "chains",
     responses((status = 200, description = "one object per chain, in config order", body = Vec<ChainView>), (status = 403), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn chains(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn chains(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let config = auth::authorized(&req, &state)?;
     let mut views = Vec::with_capacity(config.chains.len());
     for chain in &config.chains {
@@ -70,7 +73,11 @@ pub async fn chains(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
             ingress_lists: status
                 .ingress
                 .into_iter()
-                .map(|(name, depth, dlq_depth)| IngressView { name, depth, dlq_depth })
+                .map(|(name, depth, dlq_depth)| IngressView {
+                    name,
+                    depth,
+                    dlq_depth,
+                })
                 .collect(),
             egress_lists: status
                 .egress

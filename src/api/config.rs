@@ -18,7 +18,10 @@ use crate::problem::Problem;
 #[utoipa::path(get, path = "/config", tag = "config",
     responses((status = 200, description = "the configuration, secrets replaced by ***"), (status = 403), (status = 500)),
     security(("api_key" = [])))]
-pub async fn get_config(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let config = auth::authorized(&req, &state)?;
     Ok(HttpResponse::Ok().json(config.redacted()))
 }
@@ -41,7 +44,12 @@ pub async fn post_config(
     let document = parse_json(&body)?;
     if !document.is_object() {
         return Err(ApiError::problem(
-            Problem::body("dict_type", vec![], "the configuration must be a JSON object").with_input(&document),
+            Problem::body(
+                "dict_type",
+                vec![],
+                "the configuration must be a JSON object",
+            )
+            .with_input(&document),
         ));
     }
     // One update at a time: the file written is the configuration applied.
@@ -50,15 +58,32 @@ pub async fn post_config(
     let mut next = match Config::from_posted(document, &running, &state.env) {
         Ok(next) => next,
         Err(ConfigError::Invalid(problems)) => {
-            state.metrics.config_reloads.with_label_values(&["rejected"]).inc();
-            return Err(ApiError::Unprocessable(problems.iter().map(|p| p.to_problem()).collect()));
+            state
+                .metrics
+                .config_reloads
+                .with_label_values(&["rejected"])
+                .inc();
+            return Err(ApiError::Unprocessable(
+                problems.iter().map(|p| p.to_problem()).collect(),
+            ));
         }
         Err(other) => {
-            state.metrics.config_reloads.with_label_values(&["rejected"]).inc();
-            return Err(ApiError::problem(Problem::body("config", vec![], other.to_string())));
+            state
+                .metrics
+                .config_reloads
+                .with_label_values(&["rejected"])
+                .inc();
+            return Err(ApiError::problem(Problem::body(
+                "config",
+                vec![],
+                other.to_string(),
+            )));
         }
     };
-    let path = running.path.clone().unwrap_or_else(|| PathBuf::from("config.yml"));
+    let path = running
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("config.yml"));
     let yaml = next.to_yaml();
     let written = web::block({
         let path = path.clone();
@@ -77,15 +102,25 @@ pub async fn post_config(
         tracing::warn!("config: {warning}");
     }
     state.replace_config(next);
-    state.metrics.config_reloads.with_label_values(&["applied"]).inc();
+    state
+        .metrics
+        .config_reloads
+        .with_label_values(&["applied"])
+        .inc();
     tracing::info!("configuration replaced by POST /config");
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Write to a temporary file in the same directory, flush it to disk, rename it over `path`.
 fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("config.yml");
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("config.yml");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
@@ -112,8 +147,16 @@ fn keep_restart_only(next: &mut Config, running: &Config) -> Vec<&'static str> {
         )*};
     }
     keep!(
-        api.bind, api.prefix, api.header_name, redis.url, redis.cluster, redis.json_module,
-        redis.key_prefix, redis.sorted_set, redis.instance_id, redis.heartbeat_ttl
+        api.bind,
+        api.prefix,
+        api.header_name,
+        redis.url,
+        redis.cluster,
+        redis.json_module,
+        redis.key_prefix,
+        redis.sorted_set,
+        redis.instance_id,
+        redis.heartbeat_ttl
     );
     changed
 }

@@ -13,7 +13,10 @@ use super::state::AppState;
     params(("ingress_list" = String, Query, description = "the ingress list")),
     responses((status = 200, description = "uuids, oldest first", body = Vec<String>), (status = 403), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn list_dlq(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_dlq(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let list = query.required("ingress_list");
@@ -33,7 +36,10 @@ pub async fn list_dlq(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         ("count" = Option<i64>, Query, description = "at most this many, 1 … 100000 (default 1000)")),
     responses((status = 200, description = "the number moved; repeat until 0", body = u64), (status = 403), (status = 404), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn reprocess_dlq(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn reprocess_dlq(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let config = auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let list = query.required("ingress_list");
@@ -58,7 +64,10 @@ pub async fn reprocess_dlq(req: HttpRequest, state: web::Data<AppState>) -> Resu
     params(("storage_name" = String, Query, description = "the storage name")),
     responses((status = 200, description = "uuids, oldest first", body = Vec<String>), (status = 403), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn list_storage_dlq(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_storage_dlq(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let storage = query.required("storage_name");
@@ -78,14 +87,19 @@ pub async fn list_storage_dlq(req: HttpRequest, state: web::Data<AppState>) -> R
         ("count" = Option<i64>, Query, description = "at most this many, 1 … 100000 (default 1000)")),
     responses((status = 200, description = "the number of successful writes", body = u64), (status = 403), (status = 404), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn reprocess_storage_dlq(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn reprocess_storage_dlq(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let config = auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let storage = query.required("storage_name");
     let _count = query.integer("count", 1000, 1, 100_000);
     query.finish()?;
     if !config.storages.iter().any(|s| s.name == storage) {
-        return Err(ApiError::NotFound(format!("Unknown storage backend: {storage}")));
+        return Err(ApiError::NotFound(format!(
+            "Unknown storage backend: {storage}"
+        )));
     }
     let pending = state
         .store

@@ -12,7 +12,11 @@ use crate::store::StoreError;
 pub enum ApiError {
     /// 400: the body is not JSON.
     #[error("Malformed JSON at line {line}, column {column}: {message}")]
-    MalformedJson { line: usize, column: usize, message: String },
+    MalformedJson {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// 400 with a route-specific message.
     #[error("{0}")]
     BadRequest(&'static str),
@@ -33,14 +37,18 @@ pub enum ApiError {
     Unprocessable(Vec<Problem>),
     /// The store failed: 503 when it cannot be reached, else 500 with the route's message.
     #[error("{message}: {source}")]
-    Store { message: &'static str, source: StoreError },
+    Store {
+        message: &'static str,
+        source: StoreError,
+    },
     /// 500 with a route-specific message; the cause is logged where it happened.
     #[error("{0}")]
     Internal(&'static str),
 }
 
 /// What a client sees while the store is down; the cause is in the log.
-pub const STORE_UNAVAILABLE: &str = "Redis is unavailable; the request can be retried when it is back";
+pub const STORE_UNAVAILABLE: &str =
+    "Redis is unavailable; the request can be retried when it is back";
 
 impl ApiError {
     /// A store failure, answered with the route's message (api.md §5).

@@ -10,7 +10,10 @@ use super::state::AppState;
 #[utoipa::path(get, path = "/index_vcons", tag = "vcon",
     responses((status = 200, description = "the number of vCons indexed", body = u64), (status = 403), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn index_vcons(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn index_vcons(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::authorized(&req, &state)?;
     let indexed = state
         .store

@@ -54,8 +54,17 @@ pub async fn store_posted(
             .await
             .map_err(|_| ApiError::Internal("Failed to store vCon"))?
     };
-    if let Err(IngestError::Malformed { line, column, message }) = outcome {
-        return Err(ApiError::MalformedJson { line, column, message });
+    if let Err(IngestError::Malformed {
+        line,
+        column,
+        message,
+    }) = outcome
+    {
+        return Err(ApiError::MalformedJson {
+            line,
+            column,
+            message,
+        });
     }
     require_chain_reads(config, lists)?;
     let vcon = outcome.map_err(|e| match e {
@@ -63,8 +72,15 @@ pub async fn store_posted(
         _ => ApiError::problem(Problem::body("missing", vec![], "a vCon body is required")),
     })?;
     state.report_warnings(&vcon.uuid, &vcon.warnings);
-    let score = vcon.created_at.unwrap_or_else(|| chrono::Utc::now().timestamp());
-    let write = VconWrite { uuid: vcon.uuid, text: &vcon.text, score, parties: &vcon.parties };
+    let score = vcon
+        .created_at
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let write = VconWrite {
+        uuid: vcon.uuid,
+        text: &vcon.text,
+        score,
+        parties: &vcon.parties,
+    };
     state
         .store
         .put_vcon(write, lists)
@@ -77,8 +93,13 @@ pub async fn store_posted(
 
 /// The rule of api.md §4: every named list must be read by an enabled chain.
 pub fn require_chain_reads(config: &Config, lists: &[String]) -> Result<(), ApiError> {
-    match lists.iter().find(|list| config.chain_reading(list).is_none()) {
-        Some(list) => Err(ApiError::NotFound(format!("No chain reads ingress list '{list}'"))),
+    match lists
+        .iter()
+        .find(|list| config.chain_reading(list).is_none())
+    {
+        Some(list) => Err(ApiError::NotFound(format!(
+            "No chain reads ingress list '{list}'"
+        ))),
         None => Ok(()),
     }
 }

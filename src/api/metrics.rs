@@ -31,7 +31,11 @@ async fn sample_depths(state: &AppState) {
     }
     for list in lists {
         match state.store.list_len(list).await {
-            Ok(depth) => state.metrics.queue_depth.with_label_values(&[list]).set(depth as i64),
+            Ok(depth) => state
+                .metrics
+                .queue_depth
+                .with_label_values(&[list])
+                .set(depth as i64),
             Err(e) => {
                 tracing::debug!(error = %e, "queue depths not sampled");
                 return;
@@ -42,7 +46,11 @@ async fn sample_depths(state: &AppState) {
         for list in &chain.ingress_lists {
             if let Ok(items) = state.store.dlq_items(list).await {
                 let name = format!("DLQ:{list}");
-                state.metrics.dlq_depth.with_label_values(&[name.as_str()]).set(items.len() as i64);
+                state
+                    .metrics
+                    .dlq_depth
+                    .with_label_values(&[name.as_str()])
+                    .set(items.len() as i64);
             }
         }
     }

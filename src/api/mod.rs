@@ -111,7 +111,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/dlq").route(web::get().to(dlq::list_dlq)))
         .service(resource("/dlq/reprocess").route(web::post().to(dlq::reprocess_dlq)))
         .service(resource("/dlq/storage").route(web::get().to(dlq::list_storage_dlq)))
-        .service(resource("/dlq/storage/reprocess").route(web::post().to(dlq::reprocess_storage_dlq)))
+        .service(
+            resource("/dlq/storage/reprocess").route(web::post().to(dlq::reprocess_storage_dlq)),
+        )
         .service(
             resource("/config")
                 .route(web::get().to(config::get_config))
@@ -145,6 +147,8 @@ fn cors(origins: &[String]) -> Cors {
     if origins.iter().any(|o| o == "*") {
         cors.allow_any_origin()
     } else {
-        origins.iter().fold(cors, |cors, origin| cors.allowed_origin(origin))
+        origins
+            .iter()
+            .fold(cors, |cors, origin| cors.allowed_origin(origin))
     }
 }

@@ -48,7 +48,9 @@ pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(
             "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(config.api.header_name.clone()))),
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                config.api.header_name.clone(),
+            ))),
         );
     }
     let mut servers = Vec::new();

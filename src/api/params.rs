@@ -20,17 +20,27 @@ impl Query {
         let pairs = form_urlencoded::parse(req.query_string().as_bytes())
             .into_owned()
             .collect();
-        Query { pairs, problems: Vec::new() }
+        Query {
+            pairs,
+            problems: Vec::new(),
+        }
     }
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`, in request order.
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// A required string parameter; a problem when absent.
@@ -38,7 +48,11 @@ impl Query {
         match self.get(name) {
             Some(v) => v.to_owned(),
             None => {
-                self.problems.push(Problem::query("missing", name, format!("query parameter '{name}' is required")));
+                self.problems.push(Problem::query(
+                    "missing",
+                    name,
+                    format!("query parameter '{name}' is required"),
+                ));
                 String::new()
             }
         }
@@ -46,20 +60,30 @@ impl Query {
 
     /// An integer in `[min, max]`, `default` when absent.
     pub fn integer(&mut self, name: &str, default: i64, min: i64, max: i64) -> i64 {
-        let Some(text) = self.get(name) else { return default };
+        let Some(text) = self.get(name) else {
+            return default;
+        };
         let input = serde_json::Value::String(text.to_owned());
         match text.trim().parse::<i64>() {
             Ok(v) if v < min => {
                 self.problems.push(
-                    Problem::query("greater_than_equal", name, format!("{name} must be an integer >= {min}"))
-                        .with_input(&input),
+                    Problem::query(
+                        "greater_than_equal",
+                        name,
+                        format!("{name} must be an integer >= {min}"),
+                    )
+                    .with_input(&input),
                 );
                 default
             }
             Ok(v) if v > max => {
                 self.problems.push(
-                    Problem::query("less_than_equal", name, format!("{name} must be an integer <= {max}"))
-                        .with_input(&input),
+                    Problem::query(
+                        "less_than_equal",
+                        name,
+                        format!("{name} must be an integer <= {max}"),
+                    )
+                    .with_input(&input),
                 );
                 default
             }
@@ -100,7 +124,9 @@ impl Query {
         for text in self.all(name) {
             match vcon::parse_uuid(&text) {
                 Some(uuid) => uuids.push(uuid),
-                None => self.problems.push(uuid_problem(Problem::query, name, &text)),
+                None => self
+                    .problems
+                    .push(uuid_problem(Problem::query, name, &text)),
             }
         }
         uuids
@@ -118,10 +144,15 @@ impl Query {
 
 /// The `{vcon_uuid}` path parameter.
 pub fn path_uuid(text: &str) -> Result<Uuid, ApiError> {
-    vcon::parse_uuid(text).ok_or_else(|| ApiError::problem(uuid_problem(Problem::path, "vcon_uuid", text)))
+    vcon::parse_uuid(text)
+        .ok_or_else(|| ApiError::problem(uuid_problem(Problem::path, "vcon_uuid", text)))
 }
 
-fn uuid_problem(make: fn(&'static str, &str, String) -> Problem, name: &str, text: &str) -> Problem {
+fn uuid_problem(
+    make: fn(&'static str, &str, String) -> Problem,
+    name: &str,
+    text: &str,
+) -> Problem {
     make(
         "uuid_parsing",
         name,

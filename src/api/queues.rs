@@ -18,7 +18,10 @@ use crate::vcon;
 #[utoipa::path(get, path = "/stats/queue", tag = "queues",
     params(("list_name" = String, Query, description = "a list name (without redis.key_prefix)")),
     responses((status = 200, description = "`{list_name, depth}`"), (status = 422), (status = 500), (status = 503)))]
-pub async fn queue_stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn queue_stats(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let mut query = Query::of(&req);
     let list = query.required("list_name");
     query.finish()?;
@@ -37,7 +40,10 @@ pub async fn queue_stats(req: HttpRequest, state: web::Data<AppState>) -> Result
         ("limit" = Option<i64>, Query, description = "at most this many, >= 0 (default 1)")),
     responses((status = 200, description = "uuids, oldest first", body = Vec<String>), (status = 403), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn pop_egress(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn pop_egress(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let list = query.required("egress_list");
@@ -59,7 +65,10 @@ pub async fn pop_egress(req: HttpRequest, state: web::Data<AppState>) -> Result<
     params(("egress_list" = String, Query, description = "the egress list")),
     responses((status = 200, description = "the length", body = u64), (status = 403), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn count_egress(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn count_egress(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let list = query.required("egress_list");
@@ -124,12 +133,21 @@ pub async fn reingress(
 /// Parse a small JSON body (not a vCon): malformed → 400 with line and column.
 pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::problem(Problem::body("missing", vec![], "a request body is required")));
+        return Err(ApiError::problem(Problem::body(
+            "missing",
+            vec![],
+            "a request body is required",
+        )));
     }
     serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson {
         line: e.line(),
         column: e.column(),
-        message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        message: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     })
 }
 
@@ -137,7 +155,12 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 fn uuid_array(document: &Value) -> Result<Vec<Uuid>, ApiError> {
     let Some(items) = document.as_array() else {
         return Err(ApiError::problem(
-            Problem::body("list_type", vec![], "the body must be a JSON array of vCon uuids").with_input(document),
+            Problem::body(
+                "list_type",
+                vec![],
+                "the body must be a JSON array of vCon uuids",
+            )
+            .with_input(document),
         ));
     };
     let mut uuids = Vec::with_capacity(items.len());
@@ -146,7 +169,12 @@ fn uuid_array(document: &Value) -> Result<Vec<Uuid>, ApiError> {
         match item.as_str().and_then(vcon::parse_uuid) {
             Some(uuid) => uuids.push(uuid),
             None => problems.push(
-                Problem::body("uuid_parsing", vec![i.into()], "each element must be a vCon uuid string").with_input(item),
+                Problem::body(
+                    "uuid_parsing",
+                    vec![i.into()],
+                    "each element must be a vCon uuid string",
+                )
+                .with_input(item),
             ),
         }
     }

@@ -29,7 +29,9 @@ pub async fn post_vcon(
     let lists = Query::of(&req).all("ingress_lists");
     let body = body.read(payload, limit).await?;
     let vcon = ingest::store_posted(&state, &config, body, &lists, Source::New).await?;
-    Ok(HttpResponse::Created().content_type("application/json").body(vcon.text))
+    Ok(HttpResponse::Created()
+        .content_type("application/json")
+        .body(vcon.text))
 }
 
 /// `POST /vcon/external-ingress`: as `POST /vcon` with one list, authenticated by the list's key.
@@ -81,7 +83,10 @@ pub async fn get_vcon(
     params(("vcon_uuids" = Option<Vec<String>>, Query, description = "uuids (repeat the parameter)")),
     responses((status = 200, description = "one entry per requested uuid, in order"), (status = 403), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn get_vcons(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get_vcons(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let uuids = query.uuids("vcon_uuids");
@@ -95,7 +100,11 @@ pub async fn get_vcons(req: HttpRequest, state: web::Data<AppState>) -> Result<H
         .await
         .map_err(ApiError::store("Failed to read vCons"))?;
     // The stored texts are JSON already: join them instead of parsing and re-serialising.
-    let size = found.iter().map(|t| t.as_ref().map_or(4, String::len) + 1).sum::<usize>() + 1;
+    let size = found
+        .iter()
+        .map(|t| t.as_ref().map_or(4, String::len) + 1)
+        .sum::<usize>()
+        + 1;
     let mut out = String::with_capacity(size);
     out.push('[');
     for (i, text) in found.iter().enumerate() {
@@ -117,7 +126,10 @@ pub async fn get_vcons(req: HttpRequest, state: web::Data<AppState>) -> Result<H
         ("until" = Option<String>, Query, description = "inclusive upper bound on created_at")),
     responses((status = 200, description = "uuids, newest first", body = Vec<String>), (status = 403), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn list_vcons(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_vcons(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let page = query.integer("page", 1, 1, i64::MAX);
@@ -147,7 +159,10 @@ pub async fn list_vcons(req: HttpRequest, state: web::Data<AppState>) -> Result<
         ("name" = Option<String>, Query, description = "a party's name, exactly")),
     responses((status = 200, description = "matching uuids, ascending", body = Vec<String>), (status = 400), (status = 403), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn search_vcons(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn search_vcons(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::authorized(&req, &state)?;
     let query = Query::of(&req);
     let terms = SearchTerms {
@@ -156,7 +171,9 @@ pub async fn search_vcons(req: HttpRequest, state: web::Data<AppState>) -> Resul
         name: query.get("name").map(str::to_owned),
     };
     if terms.tel.is_none() && terms.mailto.is_none() && terms.name.is_none() {
-        return Err(ApiError::BadRequest("At least one search parameter must be provided"));
+        return Err(ApiError::BadRequest(
+            "At least one search parameter must be provided",
+        ));
     }
     let uuids = state
         .store
@@ -199,5 +216,7 @@ pub async fn delete_vcon(
 
 /// A 200 whose body is JSON text we already have.
 pub fn json_text(text: String) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(text)
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(text)
 }

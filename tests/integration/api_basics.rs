@@ -34,11 +34,15 @@ ingress_auth:
 "#;
 
 pub fn get(path: &str) -> TestRequest {
-    TestRequest::get().uri(path).insert_header(("x-conserver-api-token", TOKEN))
+    TestRequest::get()
+        .uri(path)
+        .insert_header(("x-conserver-api-token", TOKEN))
 }
 
 pub fn post(path: &str) -> TestRequest {
-    TestRequest::post().uri(path).insert_header(("x-conserver-api-token", TOKEN))
+    TestRequest::post()
+        .uri(path)
+        .insert_header(("x-conserver-api-token", TOKEN))
 }
 
 #[actix_web::test]
@@ -57,9 +61,17 @@ async fn every_route_is_served_under_the_prefix_and_at_the_root() {
             })
         );
     }
-    for path in ["/vcon/count?egress_list=x", "/api/vcon/count?egress_list=x", "/api/vcon/count/?egress_list=x"] {
+    for path in [
+        "/vcon/count?egress_list=x",
+        "/api/vcon/count?egress_list=x",
+        "/api/vcon/count/?egress_list=x",
+    ] {
         let reply = send(&app, get(path)).await;
-        assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!(0)), "{path}");
+        assert_eq!(
+            (reply.status, reply.json()),
+            (StatusCode::OK, json!(0)),
+            "{path}"
+        );
     }
 }
 
@@ -71,8 +83,14 @@ async fn unknown_paths_and_methods_answer_json_with_version_headers() {
         let reply = send(&app, get(path)).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(reply.json(), json!({"detail": "Not Found"}));
-        assert_eq!(reply.header("x-vcon-server-version"), env!("CARGO_PKG_VERSION"));
-        assert_eq!(reply.header("x-vcon-server-commit"), conserver::version::GIT_COMMIT);
+        assert_eq!(
+            reply.header("x-vcon-server-version"),
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(
+            reply.header("x-vcon-server-commit"),
+            conserver::version::GIT_COMMIT
+        );
     }
     // A literal path with a method it does not have is a 405, never read as a uuid.
     for (req, path) in [
@@ -80,9 +98,17 @@ async fn unknown_paths_and_methods_answer_json_with_version_headers() {
         (TestRequest::delete(), "/vcon/count"),
         (TestRequest::put(), "/vcon"),
         (TestRequest::get(), "/vcon/ingress"),
-        (TestRequest::patch(), "/api/vcon/0191a3f4-5b6c-7d8e-9f00-112233445566"),
+        (
+            TestRequest::patch(),
+            "/api/vcon/0191a3f4-5b6c-7d8e-9f00-112233445566",
+        ),
     ] {
-        let reply = send(&app, req.uri(path).insert_header(("x-conserver-api-token", TOKEN))).await;
+        let reply = send(
+            &app,
+            req.uri(path)
+                .insert_header(("x-conserver-api-token", TOKEN)),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
         assert_eq!(reply.json(), json!({"detail": "Method Not Allowed"}));
         assert!(reply.headers.contains_key("x-vcon-server-version"));
@@ -103,9 +129,22 @@ async fn token_routes_need_a_valid_token_and_public_routes_do_not() {
         assert_eq!(reply.json(), json!({"detail": "Invalid API Key"}));
     }
     // Header names are case-insensitive.
-    let reply = send(&app, TestRequest::get().uri("/vcon").insert_header(("X-Conserver-Api-Token", TOKEN))).await;
+    let reply = send(
+        &app,
+        TestRequest::get()
+            .uri("/vcon")
+            .insert_header(("X-Conserver-Api-Token", TOKEN)),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
-    for path in ["/health", "/ready", "/version", "/metrics", "/openapi.json", "/stats/queue?list_name=x"] {
+    for path in [
+        "/health",
+        "/ready",
+        "/version",
+        "/metrics",
+        "/openapi.json",
+        "/stats/queue?list_name=x",
+    ] {
         let reply = send(&app, TestRequest::get().uri(path)).await;
         assert_eq!(reply.status, StatusCode::OK, "{path} is public");
     }
@@ -114,12 +153,32 @@ async fn token_routes_need_a_valid_token_and_public_routes_do_not() {
 #[actix_web::test]
 async fn tokens_come_from_the_environment_and_a_custom_header() {
     let yaml = "api:\n  header_name: X-My-Key\n";
-    let state = common::state_with_env(yaml, Backend::Memory, &[("CONSERVER_API_TOKEN", "from-env")]).await;
+    let state = common::state_with_env(
+        yaml,
+        Backend::Memory,
+        &[("CONSERVER_API_TOKEN", "from-env")],
+    )
+    .await;
     let app = common::service(&state).await;
-    let reply = send(&app, TestRequest::get().uri("/vcon").insert_header(("x-my-key", "from-env"))).await;
+    let reply = send(
+        &app,
+        TestRequest::get()
+            .uri("/vcon")
+            .insert_header(("x-my-key", "from-env")),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
-    let reply = send(&app, TestRequest::get().uri("/vcon").insert_header(("x-conserver-api-token", "from-env"))).await;
-    assert_eq!((reply.status, reply.json()), (StatusCode::FORBIDDEN, json!({"detail": "Invalid API Key"})));
+    let reply = send(
+        &app,
+        TestRequest::get()
+            .uri("/vcon")
+            .insert_header(("x-conserver-api-token", "from-env")),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        (StatusCode::FORBIDDEN, json!({"detail": "Invalid API Key"}))
+    );
 }
 
 #[actix_web::test]
@@ -136,12 +195,22 @@ async fn health_and_ready_report_the_store() {
         let state = common::state(CONFIG, backend).await;
         let app = common::service(&state).await;
         let reply = send(&app, TestRequest::get().uri("/health")).await;
-        assert_eq!(reply.json(), json!({"status": "healthy", "version": serde_json::to_value(conserver::version::info()).unwrap()}));
+        assert_eq!(
+            reply.json(),
+            json!({"status": "healthy", "version": serde_json::to_value(conserver::version::info()).unwrap()})
+        );
         let reply = send(&app, TestRequest::get().uri("/api/ready")).await;
-        let kind = if backend == Backend::Redis { "redis" } else { "memory" };
+        let kind = if backend == Backend::Redis {
+            "redis"
+        } else {
+            "memory"
+        };
         assert_eq!(
             (reply.status, reply.json()),
-            (StatusCode::OK, json!({"status": "ready", "store": {"ok": true, "kind": kind}, "chains": {}}))
+            (
+                StatusCode::OK,
+                json!({"status": "ready", "store": {"ok": true, "kind": kind}, "chains": {}})
+            )
         );
     }
 }
@@ -157,11 +226,17 @@ async fn cors_preflight_is_permissive_and_carries_the_version() {
             .uri("/api/vcon")
             .insert_header(("Origin", "https://app.example.com"))
             .insert_header(("Access-Control-Request-Method", "POST"))
-            .insert_header(("Access-Control-Request-Headers", "x-conserver-api-token, content-type")),
+            .insert_header((
+                "Access-Control-Request-Headers",
+                "x-conserver-api-token, content-type",
+            )),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.header("access-control-allow-origin"), "https://app.example.com");
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
     assert_eq!(reply.header("access-control-allow-credentials"), "true");
     assert!(reply.headers.contains_key("x-vcon-server-version"));
 }
@@ -170,15 +245,39 @@ async fn cors_preflight_is_permissive_and_carries_the_version() {
 async fn openapi_lists_every_route_once_with_both_servers() {
     let state = common::state(CONFIG, Backend::Memory).await;
     let app = common::service(&state).await;
-    let doc = send(&app, TestRequest::get().uri("/openapi.json")).await.json();
+    let doc = send(&app, TestRequest::get().uri("/openapi.json"))
+        .await
+        .json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(doc["servers"], json!([{"url": "/api"}, {"url": "/"}]));
-    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     for path in [
-        "/version", "/health", "/ready", "/metrics", "/openapi.json", "/stats/queue", "/vcon",
-        "/vcon/egress", "/vcon/count", "/vcon/{vcon_uuid}", "/vcons", "/vcons/search",
-        "/vcon/external-ingress", "/vcon/ingress", "/chains", "/dlq", "/dlq/reprocess",
-        "/dlq/storage", "/dlq/storage/reprocess", "/config", "/index_vcons",
+        "/version",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/openapi.json",
+        "/stats/queue",
+        "/vcon",
+        "/vcon/egress",
+        "/vcon/count",
+        "/vcon/{vcon_uuid}",
+        "/vcons",
+        "/vcons/search",
+        "/vcon/external-ingress",
+        "/vcon/ingress",
+        "/chains",
+        "/dlq",
+        "/dlq/reprocess",
+        "/dlq/storage",
+        "/dlq/storage/reprocess",
+        "/config",
+        "/index_vcons",
     ] {
         assert!(paths.contains(&path), "{path} missing from {paths:?}");
     }
@@ -202,7 +301,17 @@ async fn metrics_count_requests_by_route_template() {
         text.contains(r#"conserver_http_requests_total{method="GET",route="/vcon/{vcon_uuid}",status="404"} 2"#),
         "{text}"
     );
-    assert!(text.contains(r#"conserver_queue_depth{list="default_ingress"} 0"#), "{text}");
-    assert!(text.contains(&format!(r#"conserver_build_info{{git_commit="{}",version="{}"}} 1"#, conserver::version::GIT_COMMIT, env!("CARGO_PKG_VERSION"))), "{text}");
+    assert!(
+        text.contains(r#"conserver_queue_depth{list="default_ingress"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"conserver_build_info{{git_commit="{}",version="{}"}} 1"#,
+            conserver::version::GIT_COMMIT,
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
     assert!(!text.contains("0191a3f4"), "no uuid in a label");
 }

@@ -8,7 +8,14 @@ use crate::common;
 
 fn conserver() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conserver"));
-    for var in ["REDIS_URL", "CONSERVER_API_TOKEN", "CONSERVER_CONFIG_FILE", "CONSERVER_BIND", "API_ROOT_PATH", "CONSERVER_ROLE"] {
+    for var in [
+        "REDIS_URL",
+        "CONSERVER_API_TOKEN",
+        "CONSERVER_CONFIG_FILE",
+        "CONSERVER_BIND",
+        "API_ROOT_PATH",
+        "CONSERVER_ROLE",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -17,9 +24,16 @@ fn conserver() -> Command {
 #[test]
 fn check_config_summarises_a_valid_file() {
     let repo_config = concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml");
-    let out = conserver().args(["check-config", repo_config]).output().unwrap();
+    let out = conserver()
+        .args(["check-config", repo_config])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("main"), "{stdout}");
 }
 
@@ -32,10 +46,19 @@ fn check_config_prints_every_problem_and_exits_1() {
         "chains:\n  main:\n    links: [nope]\n    ingress_lists: [in]\nlinks:\n  x:\n    module: links.custom_link_module\nstorage: {}\n",
     )
     .unwrap();
-    let out = conserver().args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let out = conserver()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    for needle in ["chains.main.links[0]", "links.x.module", "custom_link_module", "storage"] {
+    for needle in [
+        "chains.main.links[0]",
+        "links.x.module",
+        "custom_link_module",
+        "storage",
+    ] {
         assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
     }
 }
@@ -44,7 +67,12 @@ fn check_config_prints_every_problem_and_exits_1() {
 fn serve_answers_and_stops_cleanly_on_sigterm() {
     let port = common::free_port();
     let mut child = conserver()
-        .args(["serve", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"), "--bind"])
+        .args([
+            "serve",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"),
+            "--bind",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -59,28 +87,55 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         assert!(Instant::now() < deadline, "the server did not answer");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(answer.contains("200 OK") && answer.contains("\"healthy\""), "{answer}");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(
+        answer.contains("200 OK") && answer.contains("\"healthy\""),
+        "{answer}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut logs = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
     assert!(status.success(), "{status:?}\n{logs}");
     assert!(logs.contains("embedded in-memory store"), "{logs}");
-    assert!(logs.contains(&format!("serving on http://127.0.0.1:{port}")), "{logs}");
+    assert!(
+        logs.contains(&format!("serving on http://127.0.0.1:{port}")),
+        "{logs}"
+    );
 }
 
 #[test]
 fn serve_refuses_a_public_address_without_a_token() {
     let out = conserver()
-        .args(["serve", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"), "--bind", "0.0.0.0:0"])
+        .args([
+            "serve",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"),
+            "--bind",
+            "0.0.0.0:0",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -93,7 +148,11 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     stream.read_to_string(&mut out).ok()?;
     Some(out)

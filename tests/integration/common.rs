@@ -46,8 +46,12 @@ impl Drop for TestState {
 
 /// Remove every key under `prefix` (best effort: a failed clean-up must not fail a test).
 pub fn delete_prefix(prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url()) else { return };
-    let Ok(mut con) = client.get_connection() else { return };
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut con) = client.get_connection() else {
+        return;
+    };
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query(&mut con)
@@ -61,8 +65,12 @@ pub fn delete_prefix(prefix: &str) {
 /// key prefix. `env` supplies `${VAR}` values.
 pub fn config_for(yaml: &str, backend: Backend, env: &[(&str, &str)]) -> (Config, String, Env) {
     let prefix = format!("test-{}:", uuid::Uuid::new_v4());
-    let env = Env(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>());
-    let mut doc: Value = serde_norway::from_str(if yaml.trim().is_empty() { "{}" } else { yaml }).expect("test config is YAML");
+    let env = Env(env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<HashMap<_, _>>());
+    let mut doc: Value = serde_norway::from_str(if yaml.trim().is_empty() { "{}" } else { yaml })
+        .expect("test config is YAML");
     let redis = doc
         .as_object_mut()
         .expect("test config is a mapping")
@@ -76,7 +84,8 @@ pub fn config_for(yaml: &str, backend: Backend, env: &[(&str, &str)]) -> (Config
         redis["key_prefix"] = Value::String(prefix.clone());
     }
     let text = serde_norway::to_string(&doc).expect("serialisable");
-    let config = Config::from_yaml(&text, None, &env).unwrap_or_else(|e| panic!("test config is valid: {e}"));
+    let config = Config::from_yaml(&text, None, &env)
+        .unwrap_or_else(|e| panic!("test config is valid: {e}"));
     (config, prefix, env)
 }
 
@@ -90,13 +99,21 @@ pub async fn state_with_env(yaml: &str, backend: Backend, env: &[(&str, &str)]) 
     let store = store::open(config.redis.url.as_deref(), store_settings(&config))
         .await
         .expect("the test store opens (is Redis running? scripts/test starts it)");
-    TestState { state: web::Data::new(AppState::new(store, config, env)), prefix, backend }
+    TestState {
+        state: web::Data::new(AppState::new(store, config, env)),
+        prefix,
+        backend,
+    }
 }
 
 /// An app over a test state.
 pub async fn service(
     state: &TestState,
-) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+> {
     test::init_service(api::app(state.state.clone())).await
 }
 
@@ -110,13 +127,20 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON (panics with the body text when it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// A header's value ("" when absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     pub fn text(&self) -> String {
@@ -134,7 +158,11 @@ where
     let status = response.status();
     let headers = response.headers().clone();
     let body = test::read_body(response).await;
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// A small valid vCon with a fresh uuid and the given parties.
@@ -189,14 +217,27 @@ impl OwnRedis {
     /// Start the server again on the same port and wait until it answers.
     pub fn resume(&mut self) {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test installs it)");
         self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start on port {}", self.port);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
@@ -219,8 +260,18 @@ pub fn free_port() -> u16 {
 /// The state of an app on the memory store, loaded from a config file at `path` (so that
 /// `POST /config` writes there).
 pub async fn file_state(path: &std::path::Path, env: &[(&str, &str)]) -> TestState {
-    let env = Env(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>());
-    let config = Config::load(Some(path), &env).unwrap_or_else(|e| panic!("test config is valid: {e}"));
-    let store = store::open(None, store_settings(&config)).await.expect("the memory store opens");
-    TestState { state: web::Data::new(AppState::new(store, config, env)), prefix: String::new(), backend: Backend::Memory }
+    let env = Env(env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<HashMap<_, _>>());
+    let config =
+        Config::load(Some(path), &env).unwrap_or_else(|e| panic!("test config is valid: {e}"));
+    let store = store::open(None, store_settings(&config))
+        .await
+        .expect("the memory store opens");
+    TestState {
+        state: web::Data::new(AppState::new(store, config, env)),
+        prefix: String::new(),
+        backend: Backend::Memory,
+    }
 }

@@ -33,25 +33,53 @@ fn compact(text: &str) -> String {
 #[actix_web::test]
 async fn every_sample_gets_its_expected_outcome() {
     let dir = common::corpus_dir();
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("EXPECTED.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("EXPECTED.json")).unwrap()).unwrap();
     let state = common::state(CONFIG, Backend::Redis).await;
     let app = common::service(&state).await;
     let mut checked = 0;
     for (name, why) in expected["accept"].as_object().unwrap() {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
-        let reply = send(&app, post("/vcon?ingress_lists=default_ingress").insert_header(("content-type", "application/vcon+json")).set_payload(text.clone())).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{name} ({why}): {}", reply.text());
-        assert_eq!(reply.text(), compact(&text), "{name}: the 201 body is the stored text");
+        let reply = send(
+            &app,
+            post("/vcon?ingress_lists=default_ingress")
+                .insert_header(("content-type", "application/vcon+json"))
+                .set_payload(text.clone()),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{name} ({why}): {}",
+            reply.text()
+        );
+        assert_eq!(
+            reply.text(),
+            compact(&text),
+            "{name}: the 201 body is the stored text"
+        );
         let uuid = uuid_of(&reply.json()).unwrap_or_else(|| panic!("{name}: a uuid"));
         let stored = send(&app, get(&format!("/vcon/{uuid}"))).await;
-        assert_eq!((stored.status, stored.text()), (StatusCode::OK, compact(&text)), "{name}: GET returns it exactly");
+        assert_eq!(
+            (stored.status, stored.text()),
+            (StatusCode::OK, compact(&text)),
+            "{name}: GET returns it exactly"
+        );
         checked += 1;
     }
     for (name, why) in expected["reject"].as_object().unwrap() {
         let text = std::fs::read(dir.join(name)).unwrap();
         let reply = send(&app, post("/vcon").set_payload(text)).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{name} ({why}): {}", reply.text());
-        let problems = reply.json()["detail"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name} ({why}): {}",
+            reply.text()
+        );
+        let problems = reply.json()["detail"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert!(!problems.is_empty(), "{name}: the 422 names its problems");
         let named = |path: &str| problems.iter().any(|p| p["path"] == path);
         let why_l = why.as_str().unwrap();
@@ -65,8 +93,15 @@ async fn every_sample_gets_its_expected_outcome() {
     }
     assert_eq!(checked, 25, "every file of EXPECTED.json was posted");
     // The queue holds exactly the accepted ones: a rejected vCon writes nothing.
-    let reply = send(&app, TestRequest::get().uri("/stats/queue?list_name=default_ingress")).await;
-    assert_eq!(reply.json()["depth"], expected["accept"].as_object().unwrap().len());
+    let reply = send(
+        &app,
+        TestRequest::get().uri("/stats/queue?list_name=default_ingress"),
+    )
+    .await;
+    assert_eq!(
+        reply.json()["depth"],
+        expected["accept"].as_object().unwrap().len()
+    );
 }
 
 #[actix_web::test]
@@ -75,17 +110,50 @@ async fn the_python_fixtures_name_each_problem() {
     let state = common::state(CONFIG, Backend::Memory).await;
     let app = common::service(&state).await;
     for (file, path, kind) in [
-        ("vcon-dev__vcon-server__invalid_bad_party_ref.json", "$.dialog[0].parties[1]", "index_out_of_range"),
-        ("vcon-dev__vcon-server__invalid_bad_dialog_types.json", "$.dialog[0].duration", "float_parsing"),
-        ("vcon-dev__vcon-server__invalid_null_dialog_string_analysis.json", "$.dialog", "list_type"),
-        ("vcon-dev__vcon-server__invalid_null_dialog_string_analysis.json", "$.analysis", "list_type"),
-        ("vcon-dev__vcon-server__invalid_empty_vcon.json", "$.uuid", "uuid_parsing"),
-        ("ietf-wg-vcon__draft-ietf-vcon-vcon-core__ab_call_ext_rec.vcon", "$.created_at", "missing"),
+        (
+            "vcon-dev__vcon-server__invalid_bad_party_ref.json",
+            "$.dialog[0].parties[1]",
+            "index_out_of_range",
+        ),
+        (
+            "vcon-dev__vcon-server__invalid_bad_dialog_types.json",
+            "$.dialog[0].duration",
+            "float_parsing",
+        ),
+        (
+            "vcon-dev__vcon-server__invalid_null_dialog_string_analysis.json",
+            "$.dialog",
+            "list_type",
+        ),
+        (
+            "vcon-dev__vcon-server__invalid_null_dialog_string_analysis.json",
+            "$.analysis",
+            "list_type",
+        ),
+        (
+            "vcon-dev__vcon-server__invalid_empty_vcon.json",
+            "$.uuid",
+            "uuid_parsing",
+        ),
+        (
+            "ietf-wg-vcon__draft-ietf-vcon-vcon-core__ab_call_ext_rec.vcon",
+            "$.created_at",
+            "missing",
+        ),
     ] {
-        let reply = send(&app, post("/vcon").set_payload(std::fs::read(dir.join(file)).unwrap())).await;
-        let problems = reply.json()["detail"].as_array().cloned().unwrap_or_default();
+        let reply = send(
+            &app,
+            post("/vcon").set_payload(std::fs::read(dir.join(file)).unwrap()),
+        )
+        .await;
+        let problems = reply.json()["detail"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert!(
-            problems.iter().any(|p| p["path"] == path && p["type"] == kind),
+            problems
+                .iter()
+                .any(|p| p["path"] == path && p["type"] == kind),
             "{file}: expected {kind} at {path}, got {problems:?}"
         );
     }
@@ -94,7 +162,10 @@ async fn the_python_fixtures_name_each_problem() {
 fn uuid_of(vcon: &Value) -> Option<String> {
     vcon.get("uuid")
         .and_then(Value::as_str)
-        .or_else(|| vcon.pointer("/signatures/0/header/uuid").and_then(Value::as_str))
+        .or_else(|| {
+            vcon.pointer("/signatures/0/header/uuid")
+                .and_then(Value::as_str)
+        })
         .or_else(|| vcon.pointer("/unprotected/uuid").and_then(Value::as_str))
         .map(str::to_owned)
 }

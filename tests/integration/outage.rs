@@ -16,23 +16,38 @@ use crate::common::{send, vcon_json, OwnRedis};
 #[actix_web::test]
 async fn requests_get_503_while_redis_is_down_and_succeed_after() {
     let mut redis = OwnRedis::start();
-    let yaml = format!("redis: {{url: '{}'}}\nchains: {{main: {{links: [], ingress_lists: [in]}}}}\n", redis.url());
+    let yaml = format!(
+        "redis: {{url: '{}'}}\nchains: {{main: {{links: [], ingress_lists: [in]}}}}\n",
+        redis.url()
+    );
     let config = Config::from_yaml(&yaml, None, &Env::default()).unwrap();
-    let store = conserver::store::open(config.redis.url.as_deref(), store_settings(&config)).await.unwrap();
+    let store = conserver::store::open(config.redis.url.as_deref(), store_settings(&config))
+        .await
+        .unwrap();
     let state = web::Data::new(AppState::new(store, config, Env::default()));
     let app = actix_web::test::init_service(conserver::api::app(state)).await;
     let uuid = "0193a3f4-5b6c-7d8e-9f00-000000000001";
     let body = vcon_json(uuid, "2024-01-01T00:00:00Z", json!([]));
-    let post = || TestRequest::post().uri("/vcon?ingress_lists=in").set_payload(body.clone());
+    let post = || {
+        TestRequest::post()
+            .uri("/vcon?ingress_lists=in")
+            .set_payload(body.clone())
+    };
     assert_eq!(send(&app, post()).await.status, StatusCode::CREATED);
 
     redis.stop();
     let started = Instant::now();
     let reply = send(&app, post()).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "no hang while Redis is down");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no hang while Redis is down"
+    );
     assert_eq!(
         (reply.status, reply.json()),
-        (StatusCode::SERVICE_UNAVAILABLE, json!({"detail": "Redis is unavailable; the request can be retried when it is back"}))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"detail": "Redis is unavailable; the request can be retried when it is back"})
+        )
     );
     let reply = send(&app, TestRequest::get().uri(&format!("/vcon/{uuid}"))).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -40,7 +55,13 @@ async fn requests_get_503_while_redis_is_down_and_succeed_after() {
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["status"], "unavailable");
     assert_eq!(reply.json()["store"]["ok"], false);
-    assert!(send(&app, TestRequest::get().uri("/health")).await.status.is_success(), "liveness does not depend on Redis");
+    assert!(
+        send(&app, TestRequest::get().uri("/health"))
+            .await
+            .status
+            .is_success(),
+        "liveness does not depend on Redis"
+    );
 
     redis.resume();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -49,12 +70,23 @@ async fn requests_get_503_while_redis_is_down_and_succeed_after() {
         if reply.status == StatusCode::CREATED {
             break;
         }
-        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text());
-        assert!(Instant::now() < deadline, "the server did not recover after Redis came back");
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the server did not recover after Redis came back"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The new Redis is empty (no persistence): what was written after recovery is there.
     let reply = send(&app, TestRequest::get().uri(&format!("/vcon/{uuid}"))).await;
     assert_eq!((reply.status, reply.text()), (StatusCode::OK, body));
-    assert_eq!(send(&app, TestRequest::get().uri("/ready")).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, TestRequest::get().uri("/ready")).await.status,
+        StatusCode::OK
+    );
 }
