@@ -42,28 +42,28 @@ const READ_CHUNK: usize = 100;
 /// The oldest server with `LMOVE`, `BLMOVE` and `LPOP <count>` (redis.md §1).
 const MINIMUM_VERSION: (u32, u32) = (6, 2);
 
-/// Writes `vcon:<uuid>` and gives it a TTL only when nothing holds it (redis.md §2, api.md
-/// §5.13 step 2). In one script so the pending count read and the TTL written cannot be
-/// separated by a finishing run. KEYS: the vCon, its pending hash. ARGV: the text, `vcon_ttl`
-/// (0 = never), `1` when an enqueue follows, `1` to write a RedisJSON document.
-const PUT_VCON_SCRIPT: &str = r#"
-local key, pending = KEYS[1], KEYS[2]
-if ARGV[4] == '1' then
-  -- JSON.SET cannot replace a value of another type.
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= 'ReJSON-RL' then redis.call('DEL', key) end
-  redis.call('JSON.SET', key, '$', ARGV[1])
+/// Gives `vcon:<uuid>` its TTL only when nothing holds it (redis.md §2, api.md §5.13 step 2):
+/// the pending count read and the TTL written cannot be separated by a finishing run. The text
+/// itself is written by a plain `SET` before it: passing a vCon through Lua costs Redis a copy
+/// and a hash of the whole text (it tripled the cost of a `POST /vcon` in Redis).
+/// KEYS: the vCon, its pending hash. ARGV: `vcon_ttl` (> 0).
+const SETTLE_TTL_SCRIPT: &str = r#"
+local count = tonumber(redis.call('HGET', KEYS[2], 'count') or '0') or 0
+if count <= 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
 else
-  redis.call('SET', key, ARGV[1])
+  redis.call('PERSIST', KEYS[1])
 end
-local count = tonumber(redis.call('HGET', pending, 'count') or '0') or 0
-local ttl = tonumber(ARGV[2])
-if ARGV[3] == '0' and count <= 0 and ttl > 0 then
-  redis.call('EXPIRE', key, ttl)
-else
-  -- SET already dropped any TTL; JSON.SET keeps it.
-  redis.call('PERSIST', key)
-end
+return 1
+"#;
+
+/// Writes `vcon:<uuid>` as a RedisJSON document (`redis.json_module`): `JSON.SET` cannot
+/// replace a value of another type, so such a value is deleted first, atomically.
+/// KEYS: the vCon. ARGV: the text.
+const WRITE_JSON_SCRIPT: &str = r#"
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'none' and kind ~= 'ReJSON-RL' then redis.call('DEL', KEYS[1]) end
+redis.call('JSON.SET', KEYS[1], '$', ARGV[1])
 return 1
 "#;
 
@@ -73,10 +73,11 @@ pub struct RedisStore {
     settings: StoreSettings,
     keys: Keys,
     sorted_set: String,
-    put_script: Script,
-    /// Whether this connection's server is believed to have [`PUT_VCON_SCRIPT`]. False at start
-    /// and after any lost connection (a restarted Redis forgets its scripts); while false,
-    /// `put_vcon` sends `SCRIPT LOAD` ahead of `EVALSHA` in the same pipeline.
+    settle_ttl: Script,
+    write_json: Script,
+    /// Whether this connection's server is believed to have the scripts of `put_vcon`. False
+    /// at start and after any lost connection (a restarted Redis forgets its scripts); while
+    /// false, `put_vcon` sends `SCRIPT LOAD` ahead of `EVALSHA` in the same pipeline.
     script_loaded: AtomicBool,
 }
 
@@ -128,7 +129,8 @@ impl RedisStore {
             settings,
             keys,
             sorted_set,
-            put_script: Script::new(PUT_VCON_SCRIPT),
+            settle_ttl: Script::new(SETTLE_TTL_SCRIPT),
+            write_json: Script::new(WRITE_JSON_SCRIPT),
             script_loaded: AtomicBool::new(false),
         })
     }
@@ -195,18 +197,40 @@ impl RedisStore {
             .cmd("EXEC");
     }
 
-    /// The `EVALSHA` of [`PUT_VCON_SCRIPT`], built directly so the text is copied once.
-    fn put_script_call(&self, vcon: &VconWrite<'_>, keys: [&str; 2], enqueued: bool) -> Cmd {
-        let mut call = redis::cmd("EVALSHA");
-        call.arg(self.put_script.get_hash())
-            .arg(2)
-            .arg(keys[0])
-            .arg(keys[1])
-            .arg(vcon.text)
-            .arg(self.settings.vcon_ttl)
-            .arg(u8::from(enqueued))
-            .arg(u8::from(self.settings.json_module));
-        call
+    /// Step 2 of `POST /vcon`: the text (once, without going through Lua), then its TTL:
+    /// none when an enqueue follows (its `PERSIST`) or `vcon_ttl` is 0, else `vcon_ttl` unless
+    /// the vCon is pending.
+    fn push_write(
+        &self,
+        pipe: &mut Pipeline,
+        vcon: &VconWrite<'_>,
+        keys: [&str; 2],
+        enqueued: bool,
+    ) {
+        let json = self.settings.json_module;
+        if json {
+            pipe.add_command(evalsha(&self.write_json, &[keys[0]], &[vcon.text]))
+                .ignore();
+        } else {
+            // SET drops any TTL the key had.
+            pipe.cmd("SET").arg(keys[0]).arg(vcon.text).ignore();
+        }
+        let ttl = self.settings.vcon_ttl;
+        if !enqueued && ttl > 0 {
+            pipe.add_command(evalsha(&self.settle_ttl, &keys, &[&ttl.to_string()]))
+                .ignore();
+        } else if json {
+            // JSON.SET keeps the TTL of the document it replaces.
+            pipe.cmd("PERSIST").arg(keys[0]).ignore();
+        }
+    }
+
+    /// `SCRIPT LOAD` of the scripts of `put_vcon`.
+    fn load_scripts(&self, pipe: &mut Pipeline) {
+        pipe.load_script(&self.settle_ttl).ignore();
+        if self.settings.json_module {
+            pipe.load_script(&self.write_json).ignore();
+        }
     }
 
     /// Reads `vcon:*` values in either form (redis.md §1): a pipeline of reads in the
@@ -395,6 +419,16 @@ fn classify(error: &RedisError) -> StoreError {
     }
 }
 
+/// `EVALSHA` of `script`, built directly so a vCon text is copied once.
+fn evalsha(script: &Script, keys: &[&str], args: &[&str]) -> Cmd {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(script.get_hash())
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+    call
+}
+
 /// Whether Redis answered `NOSCRIPT` to a command of the pipeline.
 fn lost_script(error: &RedisError) -> bool {
     error.clone().into_server_errors().is_some_and(|errors| {
@@ -433,13 +467,12 @@ impl Store for RedisStore {
         let id = vcon.uuid.to_string();
         let vcon_key = self.keys.vcon(&id);
         let pending_key = self.keys.pending(&id);
-        let mut pipe = Pipeline::with_capacity(4 + enqueue.len() * 6);
-        let load_first = !self.script_loaded.load(Ordering::Relaxed);
-        if load_first {
-            pipe.load_script(&self.put_script).ignore();
+        let keys = [vcon_key.as_str(), pending_key.as_str()];
+        let mut pipe = Pipeline::with_capacity(8 + enqueue.len() * 6);
+        if !self.script_loaded.load(Ordering::Relaxed) {
+            self.load_scripts(&mut pipe);
         }
-        let put = self.put_script_call(&vcon, [&vcon_key, &pending_key], !enqueue.is_empty());
-        pipe.add_command(put).ignore();
+        self.push_write(&mut pipe, &vcon, keys, !enqueue.is_empty());
         self.push_index(
             &mut pipe,
             &id,
@@ -459,17 +492,13 @@ impl Store for RedisStore {
             return Ok(());
         }
         // The script cache was flushed under a live connection (SCRIPT FLUSH, or a restart
-        // that another call noticed first). The rest of the pipeline ran; write the vCon now,
-        // loading the script. A worker that took the uuid in between finds it missing and drops
-        // it (redis.md §5): rare, and logged.
-        tracing::warn!(vcon_id = %id, "Redis had lost the put_vcon script: wrote the vCon after its index and queue entries");
-        let put = self.put_script_call(&vcon, [&vcon_key, &pending_key], !enqueue.is_empty());
-        let mut repair = Pipeline::with_capacity(2);
-        repair
-            .load_script(&self.put_script)
-            .ignore()
-            .add_command(put)
-            .ignore();
+        // that another call noticed first). The rest of the pipeline ran; write the vCon and
+        // its TTL again (both idempotent), loading the scripts. In JSON form a worker that took
+        // the uuid in between finds it missing and drops it (redis.md §5): rare, and logged.
+        tracing::warn!(vcon_id = %id, "Redis had lost the put_vcon scripts: wrote the vCon again after its index and queue entries");
+        let mut repair = Pipeline::with_capacity(4);
+        self.load_scripts(&mut repair);
+        self.push_write(&mut repair, &vcon, keys, !enqueue.is_empty());
         self.query::<Value>(&repair).await?;
         self.script_loaded.store(true, Ordering::Relaxed);
         Ok(())
@@ -798,11 +827,13 @@ mod tests {
     }
 
     #[test]
-    fn the_script_keeps_its_keys_and_arguments_in_order() {
-        // The call is built by hand; its shape must match what the script reads.
-        assert!(PUT_VCON_SCRIPT.contains("KEYS[1], KEYS[2]"));
-        for argument in ["ARGV[1]", "ARGV[2]", "ARGV[3]", "ARGV[4]"] {
-            assert!(PUT_VCON_SCRIPT.contains(argument), "{argument}");
+    fn the_scripts_read_the_keys_and_arguments_they_are_given() {
+        // The calls are built by hand; their shape must match what the scripts read.
+        for argument in ["KEYS[1]", "KEYS[2]", "ARGV[1]"] {
+            assert!(SETTLE_TTL_SCRIPT.contains(argument), "{argument}");
         }
+        assert!(!SETTLE_TTL_SCRIPT.contains("ARGV[2]"));
+        assert!(WRITE_JSON_SCRIPT.contains("KEYS[1]") && WRITE_JSON_SCRIPT.contains("ARGV[1]"));
+        assert!(!WRITE_JSON_SCRIPT.contains("KEYS[2]"));
     }
 }
