@@ -19,10 +19,12 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod links;
 pub mod logging;
 pub mod metrics;
 pub mod problem;
 pub mod server;
+pub mod storages;
 pub mod store;
 pub mod vcon;
 pub mod version;

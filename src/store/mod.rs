@@ -125,6 +125,64 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Every store operation the product needs, in product terms; see the module documentation.
+/// How a run ended, for the chain counters (redis.md §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Every link continued; the storage phase ran.
+    Processed,
+    /// A link halted.
+    Halted,
+    /// A link failed (error, panic, timeout): dead-lettered to `DLQ:<ingress list>`.
+    Failed,
+    /// The vCon was found nowhere (counted as halted).
+    Missing,
+}
+
+/// A list to push a uuid to when a run ends, and whether it is read by an enabled chain (then
+/// the enqueue protocol is used, else a plain `RPUSH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub list: String,
+    pub enqueue: bool,
+}
+
+/// Everything that happens when a run ends, in one round trip (redis.md §4.1, in this order):
+/// storage DLQ pushes → egress (or the egress-pending record when a storage write was
+/// dead-lettered) → routes → the TTL step → the chain counter → `LREM` of the processing entry.
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub chain: &'a str,
+    pub ingress_list: &'a str,
+    pub instance_id: &'a str,
+    /// The uuid as it was taken from the list (the processing entry to remove).
+    pub item: &'a str,
+    /// The vCon the TTL step applies to (the item's, or the new uuid a link produced).
+    pub uuid: Uuid,
+    pub outcome: RunOutcome,
+    /// Storages whose write was dead-lettered: `RPUSH DLQ:storage:<name> <uuid>` each.
+    pub failed_storages: &'a [String],
+    /// Egress lists; pushed only when `failed_storages` is empty, else recorded in
+    /// `conserver:egress_pending:<uuid>` (`{"chain", "egress_lists", "storages"}`, TTL `dlq_ttl`).
+    pub egress: &'a [Push],
+    /// `tag_router` routes.
+    pub routes: &'a [Push],
+    /// TTL asked by this run in seconds (0 = never): the TTL step keeps the longest asked.
+    pub ttl: u64,
+    /// Whether the run held a pending count (false for a vCon created by a link).
+    pub decrement: bool,
+}
+
+/// What `POST /dlq/storage/reprocess` learns when a storage write succeeded (redis.md §4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EgressRelease {
+    /// No record for this uuid (no egress lists, or it expired).
+    NoRecord,
+    /// Other storages of the record are still failing.
+    Waiting,
+    /// This was the last failed storage: these egress lists were pushed and the record deleted.
+    Released(Vec<String>),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `redis` or `memory`.
@@ -179,6 +237,99 @@ pub trait Store: Send + Sync + 'static {
     /// Rebuild the sorted set and party index from every `vcon:*` key (SCAN, 500 per step);
     /// the number of vCons indexed.
     async fn index_all(&self) -> StoreResult<u64>;
+
+    // --- The processing engine (redis.md §3–§4). OWNER: store-queue helper. ---
+
+    /// Register this instance: `SADD conserver:instances`, heartbeat key with `EX ttl` holding
+    /// `info` (JSON `{"host", "pid", "version", "started_at"}`).
+    async fn register_instance(&self, id: &str, info: &str, ttl: u64) -> StoreResult<()> {
+        let _ = (id, info, ttl);
+        todo!("store-queue helper")
+    }
+
+    /// Refresh the heartbeat; `false` when the key had expired (the caller re-registers).
+    async fn heartbeat(&self, id: &str, info: &str, ttl: u64) -> StoreResult<bool> {
+        let _ = (id, info, ttl);
+        todo!("store-queue helper")
+    }
+
+    /// Note that this instance consumes `list` (`SADD conserver:instance:<id>:lists`).
+    async fn note_consumed_list(&self, id: &str, list: &str) -> StoreResult<()> {
+        let _ = (id, list);
+        todo!("store-queue helper")
+    }
+
+    /// `BLMOVE <list> {<list>}:processing:<id> LEFT RIGHT <wait>` on a connection of its own
+    /// (blocking commands must not hold up the shared one), then `PERSIST vcon:{uuid}` and
+    /// `LPOP context:<list>:<uuid>`. `None` when nothing came within `wait`.
+    async fn claim(&self, list: &str, instance_id: &str, wait: std::time::Duration) -> StoreResult<Option<String>> {
+        let _ = (list, instance_id, wait);
+        todo!("store-queue helper")
+    }
+
+    /// Write a changed vCon back during a run (no TTL change; the key has none while in flight).
+    async fn write_back(&self, uuid: Uuid, text: &str) -> StoreResult<()> {
+        let _ = (uuid, text);
+        todo!("store-queue helper")
+    }
+
+    /// End a run (see [`Finish`]): one round trip.
+    async fn finish(&self, finish: &Finish<'_>) -> StoreResult<()> {
+        let _ = finish;
+        todo!("store-queue helper")
+    }
+
+    /// Ids in `conserver:instances` whose heartbeat key is gone, other than `own_id`.
+    async fn dead_instances(&self, own_id: &str) -> StoreResult<Vec<String>> {
+        let _ = own_id;
+        todo!("store-queue helper")
+    }
+
+    /// Move every item of `id`'s processing lists back to the head of their ingress lists
+    /// (`LMOVE … RIGHT LEFT` until empty), then delete its lists set and remove it from
+    /// `conserver:instances`; `(list, items moved)` per list. Also used for a clean shutdown.
+    async fn recover_instance(&self, id: &str) -> StoreResult<Vec<(String, u64)>> {
+        let _ = id;
+        todo!("store-queue helper")
+    }
+
+    /// Delete this instance's heartbeat key (clean shutdown, after `recover_instance`).
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
+        let _ = id;
+        todo!("store-queue helper")
+    }
+
+    /// The first `count` uuids of `DLQ:storage:<name>`, oldest first.
+    async fn storage_dlq_head(&self, storage: &str, count: usize) -> StoreResult<Vec<String>> {
+        let _ = (storage, count);
+        todo!("store-queue helper")
+    }
+
+    /// Remove the head entry of `DLQ:storage:<name>` if it is `uuid` (`LREM … 1`), and settle
+    /// the egress-pending record for this storage (redis.md §4.3) in the same round trip when
+    /// `released` is true (a successful write); the result says what happened to the egress.
+    async fn storage_dlq_done(&self, storage: &str, uuid: &str, released: bool, enqueue_lists: &[String]) -> StoreResult<EgressRelease> {
+        let _ = (storage, uuid, released, enqueue_lists);
+        todo!("store-queue helper")
+    }
+
+    /// `redis_storage`: `SET <key_prefix><name> <text> [EX ttl]` (0 = no expiry), plain string.
+    async fn put_blob(&self, name: &str, text: &str, ttl: u64) -> StoreResult<()> {
+        let _ = (name, text, ttl);
+        todo!("store-queue helper")
+    }
+
+    /// `redis_storage`: `GET <key_prefix><name>`.
+    async fn get_blob(&self, name: &str) -> StoreResult<Option<String>> {
+        let _ = name;
+        todo!("store-queue helper")
+    }
+
+    /// `redis_storage`: `DEL <key_prefix><name>`; whether it existed.
+    async fn delete_blob(&self, name: &str) -> StoreResult<bool> {
+        let _ = name;
+        todo!("store-queue helper")
+    }
 }
 
 /// The warning of config.md §11, logged the first time the embedded store is opened.

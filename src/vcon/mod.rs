@@ -11,6 +11,7 @@
 
 mod compact;
 mod dates;
+mod document;
 mod dialog;
 mod findings;
 mod forms;
@@ -32,6 +33,8 @@ use std::ops::Range;
 use uuid::Uuid;
 
 use crate::problem::Problem;
+
+pub use document::{Document, NotADocument};
 
 use compact::Compacted;
 use findings::{Findings, Step};
