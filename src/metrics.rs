@@ -7,73 +7,41 @@ use prometheus::{
 
 use crate::version;
 
+/// Latency buckets, seconds: from a cached API answer to a slow LLM call.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0,
+];
+
 /// Every metric this instance exports.
 pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub vcons_enqueued: IntCounterVec,
+    pub vcons_received: IntCounterVec,
+    pub chain_runs: IntCounterVec,
+    pub chain_duration: HistogramVec,
+    pub vcons_in_flight: IntGaugeVec,
+    pub link_runs: IntCounterVec,
+    pub link_duration: HistogramVec,
+    pub storage_writes: IntCounterVec,
+    pub storage_duration: HistogramVec,
+    /// `component` (link or storage name), `reason` (`connect`, `timeout`, `429`, `5xx`, …).
+    pub retries: IntCounterVec,
     pub validation_warnings: IntCounterVec,
     pub queue_depth: IntGaugeVec,
     pub dlq_depth: IntGaugeVec,
+    pub recovered_items: IntCounterVec,
     pub config_reloads: IntCounterVec,
+    pub actor_restarts: IntCounterVec,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new();
-        let http_requests = counter(
-            &registry,
-            "conserver_http_requests_total",
-            "HTTP requests answered, by route template and status",
-            &["method", "route", "status"],
-        );
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "conserver_http_request_duration_seconds",
-                "Time to answer an HTTP request",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-            &["method", "route"],
-        )
-        .expect("valid histogram definition");
-        registry
-            .register(Box::new(http_duration.clone()))
-            .expect("metric registered once");
-        let vcons_enqueued = counter(
-            &registry,
-            "conserver_vcons_enqueued_total",
-            "vCon uuids put on an ingress list, by list and source",
-            &["ingress_list", "source"],
-        );
-        let validation_warnings = counter(
-            &registry,
-            "conserver_vcon_validation_warnings_total",
-            "Accepted vCons with something unusual, by kind",
-            &["kind"],
-        );
-        let queue_depth = gauge(
-            &registry,
-            "conserver_queue_depth",
-            "Length of each ingress and egress list of the config, sampled at scrape time",
-            &["list"],
-        );
-        let dlq_depth = gauge(
-            &registry,
-            "conserver_dlq_depth",
-            "Length of each DLQ list, sampled at scrape time",
-            &["list"],
-        );
-        let config_reloads = counter(
-            &registry,
-            "conserver_config_reloads_total",
-            "Configuration reloads, by outcome",
-            &["outcome"],
-        );
+        let r = Registry::new();
         let build_info = gauge(
-            &registry,
+            &r,
             "conserver_build_info",
             "Always 1; the labels say which build this is",
             &["version", "git_commit"],
@@ -82,14 +50,115 @@ impl Metrics {
             .with_label_values(&[version::VERSION, version::GIT_COMMIT])
             .set(1);
         Metrics {
-            registry,
-            http_requests,
-            http_duration,
-            vcons_enqueued,
-            validation_warnings,
-            queue_depth,
-            dlq_depth,
-            config_reloads,
+            http_requests: counter(
+                &r,
+                "conserver_http_requests_total",
+                "HTTP requests answered, by route template and status",
+                &["method", "route", "status"],
+            ),
+            http_duration: histogram(
+                &r,
+                "conserver_http_request_duration_seconds",
+                "Time to answer an HTTP request",
+                &["method", "route"],
+            ),
+            vcons_enqueued: counter(
+                &r,
+                "conserver_vcons_enqueued_total",
+                "vCon uuids put on an ingress list, by list and source",
+                &["ingress_list", "source"],
+            ),
+            vcons_received: counter(
+                &r,
+                "conserver_vcons_received_total",
+                "vCon uuids taken from an ingress list by a chain",
+                &["chain", "ingress_list"],
+            ),
+            chain_runs: counter(
+                &r,
+                "conserver_chain_runs_total",
+                "Chain runs, by outcome (processed, halted, failed, missing)",
+                &["chain", "outcome"],
+            ),
+            chain_duration: histogram(
+                &r,
+                "conserver_chain_duration_seconds",
+                "Time of a whole chain run, from take to acknowledgement",
+                &["chain"],
+            ),
+            vcons_in_flight: gauge(
+                &r,
+                "conserver_vcons_in_flight",
+                "vCons of a chain being processed on this instance",
+                &["chain"],
+            ),
+            link_runs: counter(
+                &r,
+                "conserver_link_runs_total",
+                "Link runs, by outcome (continue, halt, error, skipped)",
+                &["chain", "link", "outcome"],
+            ),
+            link_duration: histogram(
+                &r,
+                "conserver_link_duration_seconds",
+                "Time of one link run",
+                &["chain", "link"],
+            ),
+            storage_writes: counter(
+                &r,
+                "conserver_storage_writes_total",
+                "Storage writes, by outcome (ok, dead_lettered)",
+                &["storage", "outcome"],
+            ),
+            storage_duration: histogram(
+                &r,
+                "conserver_storage_write_duration_seconds",
+                "Time of one storage write, retries included",
+                &["storage"],
+            ),
+            retries: counter(
+                &r,
+                "conserver_retries_total",
+                "Retried network calls, by link or storage and reason",
+                &["component", "reason"],
+            ),
+            validation_warnings: counter(
+                &r,
+                "conserver_vcon_validation_warnings_total",
+                "Accepted vCons with something unusual, by kind",
+                &["kind"],
+            ),
+            queue_depth: gauge(
+                &r,
+                "conserver_queue_depth",
+                "Length of each ingress and egress list of the config, sampled at scrape time",
+                &["list"],
+            ),
+            dlq_depth: gauge(
+                &r,
+                "conserver_dlq_depth",
+                "Length of each DLQ list, sampled at scrape time",
+                &["list"],
+            ),
+            recovered_items: counter(
+                &r,
+                "conserver_recovered_items_total",
+                "Items moved back to an ingress list from a dead instance",
+                &["ingress_list"],
+            ),
+            config_reloads: counter(
+                &r,
+                "conserver_config_reloads_total",
+                "Configuration reloads, by outcome",
+                &["outcome"],
+            ),
+            actor_restarts: counter(
+                &r,
+                "conserver_actor_restarts_total",
+                "Supervised actors restarted after a failure, by kind and name",
+                &["kind", "name"],
+            ),
+            registry: r,
         }
     }
 
@@ -122,6 +191,18 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let metric = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid histogram definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric registered once");
