@@ -15,8 +15,11 @@ use std::time::Duration;
 pub struct RetryPolicy {
     /// Tries in total, including the first (1 = no retry).
     pub attempts: u32,
+    /// The wait before the second try (before jitter).
     pub initial_backoff: Duration,
+    /// The longest wait between two tries, also for a server's `Retry-After`.
     pub max_backoff: Duration,
+    /// How much each wait grows over the one before.
     pub multiplier: f64,
 }
 
@@ -53,7 +56,11 @@ impl RetryPolicy {
         let exponent = n.saturating_sub(1).min(1000) as i32;
         let secs = self.initial_backoff.as_secs_f64() * self.multiplier.powi(exponent);
         let capped = secs.min(self.max_backoff.as_secs_f64());
-        Duration::from_secs_f64(if capped.is_finite() { capped.max(0.0) } else { self.max_backoff.as_secs_f64() })
+        Duration::from_secs_f64(if capped.is_finite() {
+            capped.max(0.0)
+        } else {
+            self.max_backoff.as_secs_f64()
+        })
     }
 
     /// The wait actually taken before try `n + 1`: jittered backoff, or the server's wait.
@@ -67,7 +74,11 @@ impl RetryPolicy {
     /// Run `call` until it succeeds, fails permanently, or `attempts` tries failed; the last
     /// error is returned. `on_retry(n, &error, wait)` is called before each wait (for logs and
     /// metrics).
-    pub async fn run<T, E, F, Fut>(&self, mut call: F, mut on_retry: impl FnMut(u32, &E, Duration)) -> Result<T, E>
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        mut call: F,
+        mut on_retry: impl FnMut(u32, &E, Duration),
+    ) -> Result<T, E>
     where
         E: Retriable,
         F: FnMut() -> Fut,
@@ -128,8 +139,14 @@ mod tests {
             let w = p.wait(n, None);
             assert!(w >= p.backoff(n) / 2 && w <= p.backoff(n), "{w:?}");
         }
-        assert_eq!(p.wait(1, Some(Duration::from_secs(60))), Duration::from_secs(5));
-        assert_eq!(p.wait(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(60))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -140,7 +157,10 @@ mod tests {
             .run(
                 || async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    Err(Failure { transient: true, after: None })
+                    Err(Failure {
+                        transient: true,
+                        after: None,
+                    })
                 },
                 |n, _, _| retries.push(n),
             )
@@ -157,19 +177,35 @@ mod tests {
             .run(
                 || async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    Err(Failure { transient: false, after: None })
+                    Err(Failure {
+                        transient: false,
+                        after: None,
+                    })
                 },
                 |_, _, _| {},
             )
             .await;
-        assert_eq!(result, Err(Failure { transient: false, after: None }));
+        assert_eq!(
+            result,
+            Err(Failure {
+                transient: false,
+                after: None
+            })
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let calls = AtomicU32::new(0);
         let result: Result<u32, Failure> = policy(6)
             .run(
                 || async {
                     let n = calls.fetch_add(1, Ordering::SeqCst);
-                    if n < 2 { Err(Failure { transient: true, after: Some(Duration::from_millis(10)) }) } else { Ok(n) }
+                    if n < 2 {
+                        Err(Failure {
+                            transient: true,
+                            after: Some(Duration::from_millis(10)),
+                        })
+                    } else {
+                        Ok(n)
+                    }
                 },
                 |_, _, wait| assert_eq!(wait, Duration::from_millis(10)),
             )

@@ -1,14 +1,14 @@
-//! The traits the product implements, and the handles it drives the runtime with.
-//!
-//! OWNER: actors helper. The signatures below are the interface the root crate is being
-//! written against; bodies are to be written.
+//! The traits the product implements, the types it exchanges with the runtime, and (re-exported
+//! from their modules) the handles it drives the runtime with.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::retry::{Retriable, RetryPolicy};
+use crate::retry::Retriable;
+pub use crate::runtime::{Runtime, RuntimeOptions};
+pub use crate::sink::Sink;
 
 /// A boxed, sendable, `'static` future: what the runtime spawns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -23,7 +23,11 @@ pub trait Work: Send + Sync + 'static {
     /// The next item of source `source` (0 .. `ChainSpec::sources`), waiting at most `wait`;
     /// `Ok(None)` when none came. An error is transient (the store is down): the poller logs
     /// it, counts a restart of itself, backs off and tries again.
-    fn take(self: Arc<Self>, source: usize, wait: Duration) -> BoxFuture<Result<Option<Self::Item>, String>>;
+    fn take(
+        self: Arc<Self>,
+        source: usize,
+        wait: Duration,
+    ) -> BoxFuture<Result<Option<Self::Item>, String>>;
 
     /// Process one item to its end (the product acknowledges it). Runs in a task of its own: a
     /// panic is caught by the runtime and handed to [`Work::panicked`].
@@ -36,17 +40,20 @@ pub trait Work: Send + Sync + 'static {
 /// How to run one chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainSpec {
+    /// The chain's name: unique in the runtime, used in logs and metrics.
     pub name: String,
     /// Number of sources (ingress lists): one poller each.
     pub sources: usize,
-    /// Items of this chain in flight at once on this instance (≥ 1). A poller takes an item
+    /// Items of this chain in flight at once on this instance (≥ 1; 0 is taken as 1). A poller takes an item
     /// only when a slot is free, so a slow chain slows its intake.
     pub workers: usize,
 }
 
 /// What the runtime reports to the product's metrics and logs.
 pub trait Observer: Send + Sync + 'static {
-    /// An actor of `kind` (`poller`, `chain`, `sink`) serving `name` failed and was restarted.
+    /// An actor of `kind` (`poller`, `chain`, `sink`) serving `name` failed and was restarted:
+    /// a poller after a failed take, a chain's worker after a run panicked, a sink after a
+    /// delivery panicked.
     fn restarted(&self, kind: &'static str, name: &str);
     /// Items of chain `chain` now in flight on this instance.
     fn in_flight(&self, chain: &str, count: usize);
@@ -57,53 +64,21 @@ pub trait Observer: Send + Sync + 'static {
 /// The state of one chain in the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainState {
+    /// The chain's name.
     pub name: String,
+    /// Its items in flight at most (of its current generation).
     pub workers: usize,
     /// Its pollers are running (false while restarting after a failure, or when stopped).
     pub running: bool,
+    /// Its items in flight now (a replaced or stopped chain's draining runs included).
     pub in_flight: usize,
-}
-
-/// The handle of the supervisor (the root actor). Cheap to clone.
-#[derive(Clone)]
-pub struct Runtime {}
-
-impl Runtime {
-    /// Start the supervisor. Must be called inside an actix `System`.
-    pub fn start(observer: Arc<dyn Observer>) -> Runtime {
-        let _ = observer;
-        todo!("actors helper")
-    }
-
-    /// Run `work` as chain `spec.name`. A chain of the same name already running is replaced:
-    /// it stops taking items at once and its in-flight items finish with the old `work`.
-    pub async fn start_chain<W: Work>(&self, spec: ChainSpec, work: Arc<W>) {
-        let _ = (spec, work);
-        todo!("actors helper")
-    }
-
-    /// Stop taking items for chain `name`; its in-flight items finish. Unknown names are ignored.
-    pub async fn stop_chain(&self, name: &str) {
-        let _ = name;
-        todo!("actors helper")
-    }
-
-    /// Every chain, in start order.
-    pub async fn chains(&self) -> Vec<ChainState> {
-        todo!("actors helper")
-    }
-
-    /// Stop every poller, let in-flight items finish for up to `grace`, then cancel what
-    /// remains. Returns how many items were cancelled (the product hands them back).
-    pub async fn shutdown(&self, grace: Duration) -> usize {
-        let _ = grace;
-        todo!("actors helper")
-    }
 }
 
 /// Delivers items to one backend (a storage, a webhook target).
 pub trait Deliver: Send + Sync + 'static {
+    /// What is delivered (shared by the tries, and by the sinks a vCon goes to).
     type Item: Send + Sync + 'static;
+    /// A failed try; whether it is worth another is its own call ([`Retriable`]).
     type Error: Retriable + std::fmt::Display + Send + 'static;
 
     /// One try.
@@ -111,36 +86,12 @@ pub trait Deliver: Send + Sync + 'static {
 }
 
 /// Why a delivery did not succeed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SinkError<E> {
     /// The last error, after the retry policy gave up or at once for a permanent error.
+    #[error("{0}")]
     Failed(E),
     /// The sink was stopped.
+    #[error("the sink is stopped")]
     Closed,
-}
-
-/// The handle of a sink actor (`StorageSink`, `WebhookDelivery`): bounded concurrency (a
-/// bounded mailbox: a caller waits when it is full) and retries of transient errors.
-pub struct Sink<D: Deliver> {
-    _deliver: std::marker::PhantomData<D>,
-}
-
-impl<D: Deliver> Clone for Sink<D> {
-    fn clone(&self) -> Self {
-        Sink { _deliver: std::marker::PhantomData }
-    }
-}
-
-impl<D: Deliver> Sink<D> {
-    /// Start a sink named `name` (for logs and metrics). Must be called inside an actix `System`.
-    pub fn start(name: String, deliver: Arc<D>, concurrency: usize, policy: RetryPolicy, observer: Arc<dyn Observer>) -> Sink<D> {
-        let _ = (name, deliver, concurrency, policy, observer);
-        todo!("actors helper")
-    }
-
-    /// Deliver `item` with retries; waits for a free slot first.
-    pub async fn deliver(&self, item: Arc<D::Item>) -> Result<(), SinkError<D::Error>> {
-        let _ = item;
-        todo!("actors helper")
-    }
 }
