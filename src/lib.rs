@@ -19,6 +19,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod links;
 pub mod logging;
 pub mod metrics;

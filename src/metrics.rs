@@ -29,6 +29,8 @@ pub struct Metrics {
     pub storage_duration: HistogramVec,
     /// `component` (link or storage name), `reason` (`connect`, `timeout`, `429`, `5xx`, …).
     pub retries: IntCounterVec,
+    /// `jq_link` filter runs that raised an error (the chain halted), by link.
+    pub jq_errors: IntCounterVec,
     pub validation_warnings: IntCounterVec,
     pub queue_depth: IntGaugeVec,
     pub dlq_depth: IntGaugeVec,
@@ -121,6 +123,12 @@ impl Metrics {
                 "conserver_retries_total",
                 "Retried network calls, by link or storage and reason",
                 &["component", "reason"],
+            ),
+            jq_errors: counter(
+                &r,
+                "conserver_jq_errors_total",
+                "jq_link filter runs that raised an error and halted the chain, by link",
+                &["link"],
             ),
             validation_warnings: counter(
                 &r,
