@@ -105,13 +105,19 @@ impl Drop for RunGuard {
 }
 
 fn taken(counter: &AtomicUsize) -> bool {
-    counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 impl Work for Fake {
     type Item = u32;
 
-    fn take(self: Arc<Self>, _source: usize, wait: Duration) -> BoxFuture<Result<Option<u32>, String>> {
+    fn take(
+        self: Arc<Self>,
+        _source: usize,
+        wait: Duration,
+    ) -> BoxFuture<Result<Option<u32>, String>> {
         Box::pin(async move {
             self.takes.fetch_add(1, Ordering::SeqCst);
             if taken(&self.panicking_takes) {
@@ -132,7 +138,10 @@ impl Work for Fake {
         Box::pin(async move {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_running.fetch_max(now, Ordering::SeqCst);
-            let mut guard = RunGuard { fake: self.clone(), finished: false };
+            let mut guard = RunGuard {
+                fake: self.clone(),
+                finished: false,
+            };
             match (self.rule)(item) {
                 Rule::Finish => {}
                 Rule::Gate => self.gate.acquire().await.unwrap().forget(),
@@ -164,7 +173,11 @@ fn start() -> (Runtime, Arc<Recorder>) {
 }
 
 fn spec(name: &str, workers: usize) -> ChainSpec {
-    ChainSpec { name: name.to_string(), sources: 1, workers }
+    ChainSpec {
+        name: name.to_string(),
+        sources: 1,
+        workers,
+    }
 }
 
 #[actix_rt::test]
@@ -178,15 +191,26 @@ async fn failed_takes_restart_the_poller_and_items_still_flow() {
     runtime.start_chain(spec("c", 2), fake.clone()).await;
 
     eventually("every item done", async || fake.done() == [1, 2, 3, 4, 5]).await;
-    assert_eq!(recorder.restarts("poller", "c"), 3, "two errors and a panic: three restarts");
-    eventually("the chain running again", async || runtime.chains().await[0].running).await;
+    assert_eq!(
+        recorder.restarts("poller", "c"),
+        3,
+        "two errors and a panic: three restarts"
+    );
+    eventually("the chain running again", async || {
+        runtime.chains().await[0].running
+    })
+    .await;
     runtime.shutdown(Duration::from_secs(1)).await;
 }
 
 #[actix_rt::test]
 async fn a_poller_waiting_to_restart_is_not_running_and_stops_at_once() {
     let recorder = Arc::new(Recorder::default());
-    let slow = RuntimeOptions { restart_backoff: Duration::from_secs(60), max_restart_backoff: Duration::from_secs(60), ..options() };
+    let slow = RuntimeOptions {
+        restart_backoff: Duration::from_secs(60),
+        max_restart_backoff: Duration::from_secs(60),
+        ..options()
+    };
     let runtime = Runtime::start_with(recorder.clone(), slow);
     let fake = Fake::new(&Arc::new(Queue::default()), |_| Rule::Finish);
     fake.failing_takes.store(usize::MAX, Ordering::SeqCst);
@@ -194,10 +218,22 @@ async fn a_poller_waiting_to_restart_is_not_running_and_stops_at_once() {
 
     eventually("a restart", async || recorder.restarts("poller", "c") == 1).await;
     let state = runtime.chains().await;
-    assert_eq!(state, [ChainState { name: "c".into(), workers: 1, running: false, in_flight: 0 }]);
+    assert_eq!(
+        state,
+        [ChainState {
+            name: "c".into(),
+            workers: 1,
+            running: false,
+            in_flight: 0
+        }]
+    );
     runtime.stop_chain("c").await;
     eventually("the chain gone", async || runtime.chains().await.is_empty()).await;
-    assert_eq!(fake.takes(), 1, "no take after the first failure: the backoff is a minute");
+    assert_eq!(
+        fake.takes(),
+        1,
+        "no take after the first failure: the backoff is a minute"
+    );
 }
 
 #[actix_rt::test]
@@ -216,9 +252,15 @@ async fn a_busy_chain_takes_nothing() {
     assert_eq!(queue.len(), 4);
 
     fake.gate.add_permits(1);
-    eventually("a third take", async || fake.takes() == 3 && fake.running() == 2).await;
+    eventually("a third take", async || {
+        fake.takes() == 3 && fake.running() == 2
+    })
+    .await;
     fake.gate.add_permits(5);
-    eventually("every item done", async || fake.done() == [1, 2, 3, 4, 5, 6]).await;
+    eventually("every item done", async || {
+        fake.done() == [1, 2, 3, 4, 5, 6]
+    })
+    .await;
     assert_eq!(fake.max_running.load(Ordering::SeqCst), 2);
     assert_eq!(recorder.max_in_flight(), 2);
     eventually("nothing in flight", async || recorder.in_flight("c") == 0).await;
@@ -230,18 +272,30 @@ async fn a_panicking_run_is_handed_to_panicked_and_the_rest_flows() {
     let (runtime, recorder) = start();
     let queue = Arc::new(Queue::default());
     queue.push(1..=5);
-    let fake = Fake::new(&queue, |item| if item == 3 { Rule::Panic } else { Rule::Finish });
+    let fake = Fake::new(
+        &queue,
+        |item| if item == 3 { Rule::Panic } else { Rule::Finish },
+    );
     runtime.start_chain(spec("c", 2), fake.clone()).await;
 
     eventually("the other items done", async || fake.done() == [1, 2, 4, 5]).await;
-    eventually("the panic handled", async || !fake.panicked.lock().unwrap().is_empty()).await;
+    eventually("the panic handled", async || {
+        !fake.panicked.lock().unwrap().is_empty()
+    })
+    .await;
     assert_eq!(*fake.panicked.lock().unwrap(), [(3, "boom 3".to_string())]);
     assert_eq!(recorder.restarts("chain", "c"), 1);
-    eventually("nothing in flight", async || runtime.chains().await[0].in_flight == 0).await;
+    eventually("nothing in flight", async || {
+        runtime.chains().await[0].in_flight == 0
+    })
+    .await;
 
     queue.push([6, 7]);
-    eventually("later items done", async || fake.done() == [1, 2, 4, 5, 6, 7]).await;
-    assert_eq!(runtime.chains().await[0].running, true);
+    eventually("later items done", async || {
+        fake.done() == [1, 2, 4, 5, 6, 7]
+    })
+    .await;
+    assert!(runtime.chains().await[0].running);
     runtime.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -250,7 +304,10 @@ async fn shutdown_drains_then_cancels_what_outlives_the_grace() {
     let (runtime, recorder) = start();
     let queue = Arc::new(Queue::default());
     queue.push([1, 2]);
-    let fake = Fake::new(&queue, |item| if item == 1 { Rule::Gate } else { Rule::Hang });
+    let fake = Fake::new(
+        &queue,
+        |item| if item == 1 { Rule::Gate } else { Rule::Hang },
+    );
     runtime.start_chain(spec("c", 2), fake.clone()).await;
     eventually("both running", async || fake.running() == 2).await;
 
@@ -258,16 +315,28 @@ async fn shutdown_drains_then_cancels_what_outlives_the_grace() {
         let runtime = runtime.clone();
         async move { runtime.shutdown(Duration::from_millis(300)).await }
     });
-    eventually("the pollers stopped", async || !runtime.chains().await[0].running).await;
+    eventually("the pollers stopped", async || {
+        !runtime.chains().await[0].running
+    })
+    .await;
     fake.gate.add_permits(1);
     assert_eq!(shutdown.await.unwrap(), 1, "the hanging run is cancelled");
     assert_eq!(fake.done(), [1], "the run that finished within the grace");
-    assert_eq!(fake.dropped.load(Ordering::SeqCst), 1, "the cancelled run was dropped");
+    assert_eq!(
+        fake.dropped.load(Ordering::SeqCst),
+        1,
+        "the cancelled run was dropped"
+    );
     eventually("nothing in flight", async || recorder.in_flight("c") == 0).await;
     eventually("the chain gone", async || runtime.chains().await.is_empty()).await;
 
-    runtime.start_chain(spec("late", 1), Fake::new(&queue, |_| Rule::Finish)).await;
-    assert!(runtime.chains().await.is_empty(), "no chain starts after shutdown");
+    runtime
+        .start_chain(spec("late", 1), Fake::new(&queue, |_| Rule::Finish))
+        .await;
+    assert!(
+        runtime.chains().await.is_empty(),
+        "no chain starts after shutdown"
+    );
     assert_eq!(runtime.shutdown(Duration::from_secs(1)).await, 0);
 }
 
@@ -276,7 +345,12 @@ async fn a_replaced_chain_finishes_its_runs_with_the_old_work() {
     let (runtime, _) = start();
     let queue = Arc::new(Queue::default());
     let other = Fake::new(&queue, |_| Rule::Finish);
-    runtime.start_chain(spec("first", 1), Fake::new(&Arc::new(Queue::default()), |_| Rule::Finish)).await;
+    runtime
+        .start_chain(
+            spec("first", 1),
+            Fake::new(&Arc::new(Queue::default()), |_| Rule::Finish),
+        )
+        .await;
     runtime.start_chain(spec("c", 1), other.clone()).await;
     let old = Fake::new(&queue, |_| Rule::Gate);
     runtime.start_chain(spec("c", 1), old.clone()).await;
@@ -287,18 +361,43 @@ async fn a_replaced_chain_finishes_its_runs_with_the_old_work() {
     runtime.start_chain(spec("c", 3), new.clone()).await;
     let old_takes = old.takes();
     queue.push([2, 3]);
-    eventually("new items done by the new work", async || new.done() == [2, 3]).await;
-    assert_eq!(old.takes(), old_takes, "the old chain takes nothing after it was replaced");
+    eventually("new items done by the new work", async || {
+        new.done() == [2, 3]
+    })
+    .await;
+    assert_eq!(
+        old.takes(),
+        old_takes,
+        "the old chain takes nothing after it was replaced"
+    );
     assert!(other.done().is_empty());
 
     let chains = runtime.chains().await;
     let names: Vec<&str> = chains.iter().map(|chain| chain.name.as_str()).collect();
-    assert_eq!(names, ["first", "c"], "start order; a replaced chain keeps its place");
-    assert_eq!(chains[1], ChainState { name: "c".into(), workers: 3, running: true, in_flight: 1 });
+    assert_eq!(
+        names,
+        ["first", "c"],
+        "start order; a replaced chain keeps its place"
+    );
+    assert_eq!(
+        chains[1],
+        ChainState {
+            name: "c".into(),
+            workers: 3,
+            running: true,
+            in_flight: 1
+        }
+    );
 
     old.gate.add_permits(1);
-    eventually("the old run done by the old work", async || old.done() == [1]).await;
-    eventually("nothing in flight", async || runtime.chains().await[1].in_flight == 0).await;
+    eventually("the old run done by the old work", async || {
+        old.done() == [1]
+    })
+    .await;
+    eventually("nothing in flight", async || {
+        runtime.chains().await[1].in_flight == 0
+    })
+    .await;
     runtime.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -315,10 +414,21 @@ async fn a_stopped_chain_takes_nothing_and_lets_its_runs_finish() {
     runtime.stop_chain("unknown").await;
     let takes = fake.takes();
     queue.push([2]);
-    assert_eq!(runtime.chains().await, [ChainState { name: "c".into(), workers: 1, running: false, in_flight: 1 }]);
+    assert_eq!(
+        runtime.chains().await,
+        [ChainState {
+            name: "c".into(),
+            workers: 1,
+            running: false,
+            in_flight: 1
+        }]
+    );
     fake.gate.add_permits(1);
     eventually("the run done", async || fake.done() == [1]).await;
-    eventually("the chain gone once drained", async || runtime.chains().await.is_empty()).await;
+    eventually("the chain gone once drained", async || {
+        runtime.chains().await.is_empty()
+    })
+    .await;
     assert_eq!(fake.takes(), takes, "no take after stop_chain returned");
     assert_eq!(queue.len(), 1, "the item pushed later stays queued");
 
@@ -356,7 +466,15 @@ async fn the_handle_works_from_another_arbiter() {
         }
     });
     let chains = answered.await.unwrap();
-    assert_eq!(chains, [ChainState { name: "remote".into(), workers: 2, running: true, in_flight: 0 }]);
+    assert_eq!(
+        chains,
+        [ChainState {
+            name: "remote".into(),
+            workers: 2,
+            running: true,
+            in_flight: 0
+        }]
+    );
     assert_eq!(runtime.shutdown(Duration::from_secs(1)).await, 0);
     arbiter.stop();
 }

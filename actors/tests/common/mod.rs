@@ -22,12 +22,22 @@ pub struct Recorder {
 impl Recorder {
     /// How many restarts of `kind` serving `name` were reported.
     pub fn restarts(&self, kind: &str, name: &str) -> usize {
-        self.restarts.lock().unwrap().iter().filter(|(k, n)| *k == kind && n == name).count()
+        self.restarts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, n)| *k == kind && n == name)
+            .count()
     }
 
     /// The last in-flight figure reported for `chain`.
     pub fn in_flight(&self, chain: &str) -> usize {
-        self.in_flight.lock().unwrap().get(chain).copied().unwrap_or(0)
+        self.in_flight
+            .lock()
+            .unwrap()
+            .get(chain)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The highest in-flight figure ever reported (any chain).
@@ -47,12 +57,18 @@ impl Observer for Recorder {
     }
 
     fn in_flight(&self, chain: &str, count: usize) {
-        self.in_flight.lock().unwrap().insert(chain.to_string(), count);
+        self.in_flight
+            .lock()
+            .unwrap()
+            .insert(chain.to_string(), count);
         self.max_in_flight.fetch_max(count, Ordering::SeqCst);
     }
 
     fn retried(&self, name: &str, reason: &'static str) {
-        self.retries.lock().unwrap().push((name.to_string(), reason));
+        self.retries
+            .lock()
+            .unwrap()
+            .push((name.to_string(), reason));
     }
 }
 
