@@ -7,5 +7,6 @@ mod api_vcon;
 mod cli;
 mod common;
 mod corpus;
+mod links;
 mod outage;
 mod store_conformance;

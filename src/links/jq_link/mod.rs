@@ -129,11 +129,10 @@ impl JqLink {
         let text = vcon.text().to_owned();
         let program = program.clone();
         let size = text.len();
-        let outputs = off_the_async_thread(size, move || {
-            program.run(text.as_bytes(), 2, |value| json_text(value))
-        })
-        .await
-        .map_err(|e| LinkError(format!("the jq transform raised an error: {e}")))?;
+        let outputs =
+            off_the_async_thread(size, move || program.run(text.as_bytes(), 2, json_text))
+                .await
+                .map_err(|e| LinkError(format!("the jq transform raised an error: {e}")))?;
         let [output] = <[Vec<u8>; 1]>::try_from(outputs).map_err(|outputs| {
             let count = if outputs.is_empty() {
                 "no output"

@@ -75,7 +75,7 @@ pub fn truthy(value: &Val) -> bool {
     match value {
         Val::Null | Val::Bool(false) => false,
         Val::Bool(true) => true,
-        Val::Num(n) => n.to_string().parse::<f64>().map_or(true, |x| x != 0.0),
+        Val::Num(n) => n.to_string().parse::<f64>() != Ok(0.0),
         Val::TStr(s) | Val::BStr(s) => !s.is_empty(),
         Val::Arr(items) => !items.is_empty(),
         Val::Obj(members) => !members.is_empty(),

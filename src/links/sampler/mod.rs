@@ -104,8 +104,8 @@ impl Sampler {
             Method::Percentage => self.draw(uuid) * 100.0 <= value,
             // Inverse transform sampling: -ln(1 - U) × mean is exponential with that mean.
             Method::Rate => -(1.0 - self.draw(uuid)).ln() * value <= 1.0,
-            Method::Modulo => uuid_number(uuid) % (value as u64) == 0,
-            Method::TimeBased => now % (value as u64) == 0,
+            Method::Modulo => uuid_number(uuid).is_multiple_of(value as u64),
+            Method::TimeBased => now.is_multiple_of(value as u64),
         }
     }
 
