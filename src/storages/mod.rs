@@ -1,9 +1,14 @@
 //! The storages (modules.md §1.3, §4): one folder per storage, each with its options struct
 //! (serde, unknown keys rejected, documented fields) and save/get/delete. A closed set:
-//! [`build`] has one arm per built-in module.
-//!
-//! OWNER: storages helper. The items below are the interface the chain runner and the API are
-//! being written against; signatures are fixed, bodies to be written.
+//! [`build`] has one arm per built-in module; [`registry::Storages`] holds the configured
+//! instances and does the fallback reads and deletes that go through all of them.
+
+mod date_path;
+pub mod file;
+mod options;
+pub mod redis_storage;
+pub mod registry;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -12,11 +17,14 @@ use uuid::Uuid;
 
 use crate::config::Module;
 use crate::links::Shared;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+pub use registry::Storages;
 
 /// A vCon handed to a storage: its stored text and what paths and keys are made of.
 #[derive(Debug, Clone)]
 pub struct Saved {
+    /// The vCon's uuid (keys and paths use its lowercase hyphenated form).
     pub uuid: Uuid,
     /// The vCon's JSON text as it stands at the end of the link phase.
     pub text: String,
@@ -29,8 +37,10 @@ pub struct Saved {
 /// Why a storage call failed; transient failures are retried (modules.md §1.4).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The same call may succeed later (backend unreachable, disk full…): retried.
     #[error("{0}")]
     Transient(String),
+    /// Retrying cannot help (data the backend refuses, a configuration error): final at once.
     #[error("{0}")]
     Permanent(String),
 }
@@ -41,9 +51,20 @@ impl conserver_actors::Retriable for StorageError {
     }
 }
 
+impl From<StoreError> for StorageError {
+    /// The server's own store: unreachable is worth retrying, an error answer is not.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(message) => StorageError::Transient(message),
+            StoreError::Backend(message) => StorageError::Permanent(message),
+        }
+    }
+}
+
 /// One storage instance.
 #[async_trait]
 pub trait Storage: Send + Sync {
+    /// Write the vCon (modules.md §1.3); a later save of the same uuid replaces it.
     async fn save(&self, vcon: &Saved) -> Result<(), StorageError>;
 
     /// Whether [`Storage::get`] is supported (fallback reads try only those).
@@ -70,8 +91,19 @@ pub trait Storage: Send + Sync {
 }
 
 /// Build the storage of `module` (options checked: every problem as a message naming its
-/// option). `store` is the server's own Redis store (for `redis_storage`).
-pub fn build(module: &Module, shared: &Shared, store: &Arc<dyn Store>) -> Result<Arc<dyn Storage>, Vec<String>> {
-    let _ = (module, shared, store);
-    todo!("storages helper")
+/// option, `"options.max_file_size: …"`). `store` is the server's own Redis store (for
+/// `redis_storage`).
+pub fn build(
+    module: &Module,
+    shared: &Shared,
+    store: &Arc<dyn Store>,
+) -> Result<Arc<dyn Storage>, Vec<String>> {
+    match module.module.as_str() {
+        "file" => file::build(module),
+        "redis_storage" => redis_storage::build(module, store),
+        "webhook" => webhook::build(module, shared),
+        other => Err(vec![format!(
+            "module '{other}' is not available in this build yet"
+        )]),
+    }
 }

@@ -9,4 +9,5 @@ mod common;
 mod corpus;
 mod links;
 mod outage;
+mod storages;
 mod store_conformance;
