@@ -16,15 +16,16 @@
 //! ```
 //!
 //! - [`work`] — the traits the product implements (`Work`, `Deliver`, `Observer`) and the types
-//!   it exchanges with the runtime (`ChainSpec`, `ChainState`, `SinkError`).
-//! - [`runtime`] — the `Runtime` handle and its options.
+//!   it exchanges with the runtime (`ChainSpec`, `ChainState`, `SinkError`); it re-exports the
+//!   handles below.
+//! - `runtime` — the [`Runtime`] handle and its [`RuntimeOptions`].
 //! - `supervisor` — the root actor: starts, replaces and stops chains; drains and shuts down.
 //! - `poller` — `IngressPoller`: a worker slot first, then a take (the backpressure); restarted
 //!   by its actix `Supervisor` after a failed take, with backoff.
 //! - `chain` — `ChainWorker`: the accounting of a chain's runs; each run a task of its own, so
 //!   a panic is caught and handed to `Work::panicked`, and a cancellation is an abort.
 //! - `pool` — the threads runs are spread over.
-//! - [`sink`] — `Sink`: bounded concurrency through a bounded mailbox, retries per delivery.
+//! - `sink` — [`Sink`]: bounded concurrency through a bounded mailbox, retries per delivery.
 //! - [`retry`] — retry with exponential backoff, jitter and `Retry-After`, for transient errors.
 //! - `panics` — the text of a caught panic.
 //!
@@ -36,8 +37,8 @@ mod panics;
 mod poller;
 mod pool;
 pub mod retry;
-pub mod runtime;
-pub mod sink;
+mod runtime;
+mod sink;
 mod supervisor;
 pub mod work;
 

@@ -48,7 +48,12 @@ struct Fake {
     failing_takes: AtomicUsize,
     /// Takes to panic in before taking works.
     panicking_takes: AtomicUsize,
+    /// Takes wait for a permit of `take_gate` first (a store that holds the call).
+    held_takes: bool,
+    take_gate: Semaphore,
     takes: AtomicUsize,
+    /// Takes dropped before they returned (aborted).
+    takes_dropped: AtomicUsize,
     running: AtomicUsize,
     max_running: AtomicUsize,
     /// Runs dropped before they finished (aborted).
@@ -59,13 +64,25 @@ struct Fake {
 
 impl Fake {
     fn new(queue: &Arc<Queue>, rule: fn(u32) -> Rule) -> Arc<Fake> {
+        Fake::build(queue, rule, false)
+    }
+
+    /// A fake whose takes wait for the test to release them.
+    fn holding_takes(queue: &Arc<Queue>) -> Arc<Fake> {
+        Fake::build(queue, |_| Rule::Finish, true)
+    }
+
+    fn build(queue: &Arc<Queue>, rule: fn(u32) -> Rule, held_takes: bool) -> Arc<Fake> {
         Arc::new(Fake {
             queue: queue.clone(),
             rule,
             gate: Semaphore::new(0),
             failing_takes: AtomicUsize::new(0),
             panicking_takes: AtomicUsize::new(0),
+            held_takes,
+            take_gate: Semaphore::new(0),
             takes: AtomicUsize::new(0),
+            takes_dropped: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             max_running: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
@@ -86,6 +103,20 @@ impl Fake {
 
     fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a take as aborted when dropped before it returned.
+struct TakeGuard<'a> {
+    fake: &'a Fake,
+    returned: bool,
+}
+
+impl Drop for TakeGuard<'_> {
+    fn drop(&mut self) {
+        if !self.returned {
+            self.fake.takes_dropped.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -126,10 +157,18 @@ impl Work for Fake {
             if taken(&self.failing_takes) {
                 return Err("the store is down".to_string());
             }
+            let mut guard = TakeGuard {
+                fake: &self,
+                returned: false,
+            };
+            if self.held_takes {
+                self.take_gate.acquire().await.unwrap().forget();
+            }
             let item = self.queue.0.lock().unwrap().pop_front();
             if item.is_none() {
                 tokio::time::sleep(wait.min(Duration::from_millis(5))).await;
             }
+            guard.returned = true;
             Ok(item)
         })
     }
@@ -338,6 +377,37 @@ async fn shutdown_drains_then_cancels_what_outlives_the_grace() {
         "no chain starts after shutdown"
     );
     assert_eq!(runtime.shutdown(Duration::from_secs(1)).await, 0);
+}
+
+#[actix_rt::test]
+async fn a_take_in_progress_when_stopped_completes_and_its_item_is_run() {
+    let (runtime, _) = start();
+    let queue = Arc::new(Queue::default());
+    let fake = Fake::holding_takes(&queue);
+    runtime.start_chain(spec("c", 1), fake.clone()).await;
+    eventually("a take in progress", async || fake.takes() == 1).await;
+
+    runtime.stop_chain("c").await;
+    assert!(!runtime.chains().await[0].running);
+    queue.push([1, 2]);
+    fake.take_gate.add_permits(2);
+    eventually("the item taken run", async || fake.done() == [1]).await;
+    eventually("the chain gone", async || runtime.chains().await.is_empty()).await;
+    assert_eq!(fake.takes(), 1, "no take after the one in progress");
+    assert_eq!(queue.len(), 1);
+}
+
+#[actix_rt::test]
+async fn shutdown_waits_for_a_take_then_aborts_it() {
+    let (runtime, _) = start();
+    let fake = Fake::holding_takes(&Arc::new(Queue::default()));
+    runtime.start_chain(spec("c", 1), fake.clone()).await;
+    eventually("a take in progress", async || fake.takes() == 1).await;
+
+    // The take never returns: shutdown waits one take's wait (plus a margin), then aborts it.
+    assert_eq!(runtime.shutdown(Duration::from_millis(10)).await, 0);
+    assert_eq!(fake.takes_dropped.load(Ordering::SeqCst), 1);
+    eventually("the chain gone", async || runtime.chains().await.is_empty()).await;
 }
 
 #[actix_rt::test]
