@@ -28,16 +28,18 @@ pub fn user_agent() -> String {
 /// TLS certificates verified, connects bounded by `limits.http_timeout` (each request also sets
 /// its own overall timeout).
 pub fn http_client(limits: &Limits) -> reqwest::Client {
+    client_builder(limits).build().unwrap_or_else(|error| {
+        // Only a TLS backend that cannot start fails here; the plain client then fails the
+        // same way at start-up, where it belongs.
+        tracing::error!(%error, "the HTTP client could not be configured; using the default one");
+        reqwest::Client::new()
+    })
+}
+
+fn client_builder(limits: &Limits) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(user_agent())
         .connect_timeout(limits.http_timeout)
-        .build()
-        .unwrap_or_else(|error| {
-            // Only a TLS backend that cannot start fails here; the plain client then fails the
-            // same way at start-up, where it belongs.
-            tracing::error!(%error, "the HTTP client could not be configured; using the default one");
-            reqwest::Client::new()
-        })
 }
 
 /// The retry object of the config as the retry loop's policy.
@@ -233,6 +235,15 @@ pub fn parse_headers<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_configured_without_falling_back() {
+        let limits = crate::config::Config::from_yaml("{}", None, &crate::config::Env::default())
+            .unwrap()
+            .limits;
+        assert!(client_builder(&limits).build().is_ok());
+        assert!(user_agent().starts_with("conserver/"));
+    }
 
     #[test]
     fn urls_need_an_http_scheme_and_a_host() {

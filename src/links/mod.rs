@@ -29,6 +29,7 @@ use crate::vcon::{Document, IngestError};
 /// [`Document::replace`] changed the uuid; "fail" is an `Err`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkOutcome {
+    /// The link is done (the vCon may have changed): the next link runs.
     Continue,
     /// The link chose not to act (filter, sampling, nothing to do, signed vCon).
     Skipped,
@@ -43,9 +44,11 @@ pub struct LinkError(pub String);
 
 /// What a link sees of its run besides the vCon.
 pub struct LinkContext<'a> {
+    /// The chain's name in the config.
     pub chain: &'a str,
     /// This link's name in the config.
     pub link: &'a str,
+    /// The ingress list the vCon was taken from (its DLQ is `DLQ:<ingress_list>`).
     pub ingress_list: &'a str,
     /// The run's outputs that take effect when the run ends (redis.md §4).
     pub effects: &'a mut RunEffects,
@@ -65,13 +68,16 @@ pub struct RunEffects {
 pub struct Shared {
     /// One HTTP client for the process (connection reuse); `User-Agent: conserver/<version>`.
     pub http: reqwest::Client,
+    /// The `limits` section: default timeout, largest vCon a link may produce, …
     pub limits: Limits,
+    /// The process's metrics (retries, jq errors).
     pub metrics: Arc<Metrics>,
 }
 
 /// One link instance.
 #[async_trait]
 pub trait Link: Send + Sync {
+    /// Process `vcon` once; the outcome says what the chain does next.
     async fn run(
         &self,
         vcon: &mut Document,

@@ -73,6 +73,10 @@ pub fn add_tags(vcon: &mut crate::vcon::Document, tags: &[String]) -> Result<boo
     if updated.len() == current.len() {
         return Ok(false);
     }
+    // Checked before `value_mut`, which marks the vCon changed.
+    if position.is_none() && !attachments.is_none_or(|a| a.is_null() || a.is_array()) {
+        return Err("the vCon's attachments member is not a list".to_owned());
+    }
     let body = Value::String(python_json(&Value::Array(updated)));
     let root = vcon.value_mut();
     match position {
@@ -224,6 +228,9 @@ mod tests {
             assert!(error.contains("attachments[0]"), "{error}");
             assert!(!vcon.is_changed());
         }
+        let mut vcon = doc(json!({"attachments": {"purpose": "tags"}}));
+        assert!(add_tags(&mut vcon, &tags(&["a:a"])).is_err());
+        assert!(!vcon.is_changed());
     }
 
     #[test]
