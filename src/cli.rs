@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, Env};
+use crate::api::Role;
 use crate::server;
 
 #[derive(Debug, Parser)]
@@ -42,44 +42,11 @@ pub struct ServeArgs {
     pub role: Role,
 }
 
-/// What an instance runs. The worker role arrives with the processing engine.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum Role {
-    /// The REST API and (with the processing engine) the chains.
-    #[default]
-    All,
-    /// The REST API only.
-    Api,
-}
-
 /// Parse the command line and run it; the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => server::run(args),
-        Command::CheckConfig { path, config } => check_config(path.or(config)),
-    }
-}
-
-fn check_config(path: Option<PathBuf>) -> ExitCode {
-    match Config::load(path.as_deref(), &Env::from_process()) {
-        Ok(config) => {
-            for warning in &config.warnings {
-                println!("warning: {warning}");
-            }
-            println!("{}", config.summary());
-            ExitCode::SUCCESS
-        }
-        Err(ConfigError::Invalid(problems)) => {
-            eprintln!("{} problem(s) in the configuration:", problems.len());
-            for problem in &problems {
-                eprintln!("  {problem}");
-            }
-            ExitCode::FAILURE
-        }
-        Err(other) => {
-            eprintln!("{other}");
-            ExitCode::FAILURE
-        }
+        Command::CheckConfig { path, config } => server::check_config(path.or(config)),
     }
 }

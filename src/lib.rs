@@ -19,6 +19,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod links;
 pub mod logging;

@@ -1,21 +1,31 @@
-//! Starting and stopping the server: load the config, check the authentication rule, open the
-//! store, serve the API until SIGTERM/SIGINT (actix-web drains in-flight requests first).
+//! Starting and stopping an instance: load and check the config, check the authentication
+//! rule, open the store, start the engine (roles `all` and `worker`), serve HTTP until
+//! SIGTERM/SIGINT, then drain the chains and hand back what is left (redis.md §3.6). SIGHUP and
+//! a change of the config file reload the configuration live (config.md §10).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{web, HttpServer};
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Role};
 use crate::cli::ServeArgs;
-use crate::config::{Config, Env};
+use crate::config::{Config, ConfigError, ConfigProblem, Env};
+use crate::engine::{Engine, Pipelines};
+use crate::links::Shared;
+use crate::metrics::Metrics;
 use crate::store::{self, StoreSettings};
 
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Modules(Vec<ConfigProblem>),
     #[error(
         "refusing to start: no API token is configured and api.bind ({0}) is not a loopback \
          address. Set CONSERVER_API_TOKEN, CONSERVER_API_TOKEN_FILE or api.tokens, or set \
@@ -27,38 +37,61 @@ pub enum StartError {
     #[error("cannot open the store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    Listen { addr: String, source: std::io::Error },
 }
 
 /// Python settings that have no effect here; each is logged once when set (config.md §8).
 const IGNORED_PYTHON_SETTINGS: &[&str] = &[
-    "EGRESS_FORMAT_VERSION",
-    "CONSERVER_START_METHOD",
-    "VCON_CONTEXT_EXPIRY",
-    "LOGGING_CONFIG_FILE",
-    "SENTRY_DSN",
-    "VCON_SERVER_VERSION",
-    "VCON_SERVER_GIT_COMMIT",
-    "VCON_SERVER_BUILD_TIME",
-    "TICK_INTERVAL",
-    "VCON_SORTED_FORCE_RESET",
-    "VCON_STORAGE",
-    "DEEPGRAM_KEY",
-    "OPENAI_API_KEY",
+    "EGRESS_FORMAT_VERSION", "CONSERVER_START_METHOD", "VCON_CONTEXT_EXPIRY", "LOGGING_CONFIG_FILE",
+    "SENTRY_DSN", "VCON_SERVER_VERSION", "VCON_SERVER_GIT_COMMIT", "VCON_SERVER_BUILD_TIME",
+    "TICK_INTERVAL", "VCON_SORTED_FORCE_RESET", "VCON_STORAGE", "DEEPGRAM_KEY", "OPENAI_API_KEY",
 ];
+
+/// How often the config file is checked for changes (config.md §10).
+const FILE_CHECK_PERIOD: Duration = Duration::from_secs(5);
 
 /// `conserver serve`: run until stopped; the exit code.
 pub fn run(args: ServeArgs) -> ExitCode {
     let env = Env::from_process();
-    let started = actix_web::rt::System::new().block_on(serve(args, env));
-    match started {
+    match actix_web::rt::System::new().block_on(serve(args, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("conserver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `conserver check-config`: every problem (the modules' options included) and exit 1, or a
+/// summary and exit 0.
+pub fn check_config(path: Option<PathBuf>) -> ExitCode {
+    let outcome = actix_web::rt::System::new().block_on(async {
+        let config = Config::load(path.as_deref(), &Env::from_process())?;
+        // Options are checked by building the modules; nothing is connected.
+        let store = store::open(None, store_settings(&config)).await?;
+        let metrics = Arc::new(Metrics::new());
+        let shared = Shared { http: crate::http::http_client(&config.limits), limits: config.limits.clone(), metrics };
+        Pipelines::build(&config, &shared, &store).map_err(StartError::Modules)?;
+        Ok::<Config, StartError>(config)
+    });
+    match outcome {
+        Ok(config) => {
+            for warning in &config.warnings {
+                println!("warning: {warning}");
+            }
+            println!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(StartError::Config(ConfigError::Invalid(problems)) | StartError::Modules(problems)) => {
+            eprintln!("{} problem(s) in the configuration:", problems.len());
+            for problem in &problems {
+                eprintln!("  {problem}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(other) => {
+            eprintln!("{other}");
             ExitCode::FAILURE
         }
     }
@@ -72,35 +105,99 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     for warning in &config.warnings {
         tracing::warn!("config: {warning}");
     }
-    for name in IGNORED_PYTHON_SETTINGS
-        .iter()
-        .filter(|n| env.get(n).is_some())
-    {
+    for name in IGNORED_PYTHON_SETTINGS.iter().filter(|n| env.get(n).is_some()) {
         tracing::warn!("{name} is set but has no effect in conserver (see config.md §8)");
     }
     let addr = listen_address(&config.api.bind)?;
-    check_authentication(&config, addr)?;
+    if args.role != Role::Worker {
+        check_authentication(&config, addr)?;
+    }
+    let grace = config.limits.shutdown_grace;
     let store = store::open(config.redis.url.as_deref(), store_settings(&config)).await?;
-    let state = web::Data::new(AppState::new(store, config, env));
+    let state = web::Data::new(AppState::new(store.clone(), config, env, args.role).map_err(StartError::Modules)?);
+    let engine = if args.role == Role::Api {
+        None
+    } else {
+        let live = state.config();
+        let engine = Arc::new(Engine::start(&live.config, &live.pipelines, store, state.metrics.clone()).await?);
+        state.set_engine(engine.clone());
+        Some(engine)
+    };
     let server = HttpServer::new({
         let state = state.clone();
         move || api::app(state.clone())
     })
     .shutdown_timeout(30)
     .bind(addr)
-    .map_err(|source| StartError::Listen {
-        addr: addr.to_string(),
-        source,
-    })?;
+    .map_err(|source| StartError::Listen { addr: addr.to_string(), source })?;
     for bound in server.addrs() {
         tracing::info!(role = ?args.role, store = state.store.kind(), "conserver {} serving on http://{bound}", crate::version::VERSION);
     }
-    server.run().await.map_err(|source| StartError::Listen {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let reloads = [
+        actix_web::rt::spawn(reload_on_sighup(state.clone())),
+        actix_web::rt::spawn(reload_on_file_change(state.clone())),
+    ];
+    let served = server.run().await;
+    for task in reloads {
+        task.abort();
+    }
+    if let Some(engine) = engine {
+        tracing::info!("draining the chains (up to {} s)", grace.as_secs());
+        engine.shutdown(grace).await;
+    }
+    served.map_err(|source| StartError::Listen { addr: addr.to_string(), source })?;
     tracing::info!("conserver stopped");
     Ok(())
+}
+
+/// Reload the config file on SIGHUP.
+async fn reload_on_sighup(state: web::Data<AppState>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be handled here: reload with POST /config or by changing the file");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        reload(&state, "SIGHUP").await;
+    }
+}
+
+/// Reload the config file when its content changes (checked every 5 s).
+async fn reload_on_file_change(state: web::Data<AppState>) {
+    let Some(path) = state.config().path.clone() else { return };
+    let mut last = tokio::fs::read(&path).await.ok();
+    loop {
+        tokio::time::sleep(FILE_CHECK_PERIOD).await;
+        let now = tokio::fs::read(&path).await.ok();
+        if now.is_some() && now != last {
+            last = now;
+            reload(&state, "the config file changed").await;
+        }
+    }
+}
+
+/// Load the config file again and apply it; a file with problems is not applied.
+pub async fn reload(state: &AppState, why: &str) {
+    let _guard = state.config_update.lock().await;
+    let Some(path) = state.config().path.clone() else {
+        tracing::warn!("{why}: no config file to reload");
+        return;
+    };
+    let built = Config::load(Some(&path), &state.env)
+        .map_err(|e| e.to_string())
+        .and_then(|config| match state.build(&config) {
+            Ok(pipelines) => Ok((config, pipelines)),
+            Err(problems) => Err(StartError::Modules(problems).to_string()),
+        });
+    match built {
+        Ok((config, pipelines)) => {
+            state.apply(config, pipelines).await;
+            tracing::info!(path = %path.display(), "{why}: configuration reloaded");
+        }
+        Err(problems) => {
+            state.metrics.config_reloads.with_label_values(&["rejected"]).inc();
+            tracing::error!(path = %path.display(), "{why}: the new configuration is not applied, the running one stays. {problems}");
+        }
+    }
 }
 
 /// The store settings of the `redis` section.
@@ -141,8 +238,6 @@ fn check_authentication(config: &Config, addr: SocketAddr) -> Result<(), StartEr
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }

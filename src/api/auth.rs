@@ -8,11 +8,11 @@ use actix_web::HttpRequest;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::state::AppState;
+use super::state::{AppState, Live};
 use crate::config::Config;
 
 /// The configuration in force, once the request's API token is checked.
-pub fn authorized(req: &HttpRequest, state: &AppState) -> Result<Arc<Config>, ApiError> {
+pub fn authorized(req: &HttpRequest, state: &AppState) -> Result<Arc<Live>, ApiError> {
     let config = state.config();
     require_token(req, &config)?;
     Ok(config)

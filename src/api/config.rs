@@ -80,6 +80,13 @@ pub async fn post_config(
             )));
         }
     };
+    let pipelines = match state.build(&next) {
+        Ok(pipelines) => pipelines,
+        Err(problems) => {
+            state.metrics.config_reloads.with_label_values(&["rejected"]).inc();
+            return Err(ApiError::Unprocessable(problems.iter().map(|p| p.to_problem()).collect()));
+        }
+    };
     let path = running
         .path
         .clone()
@@ -95,18 +102,7 @@ pub async fn post_config(
         return Err(ApiError::Internal("Failed to update configuration"));
     }
     next.path = Some(path);
-    for key in keep_restart_only(&mut next, &running) {
-        tracing::warn!(key, "configuration key changed: takes effect after restart");
-    }
-    for warning in &next.warnings {
-        tracing::warn!("config: {warning}");
-    }
-    state.replace_config(next);
-    state
-        .metrics
-        .config_reloads
-        .with_label_values(&["applied"])
-        .inc();
+    state.apply(next, pipelines).await;
     tracing::info!("configuration replaced by POST /config");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -132,31 +128,4 @@ fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// Keys applied only after a restart (config.md §10) keep their running values; the names of
-/// those that changed are returned for the log.
-fn keep_restart_only(next: &mut Config, running: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    macro_rules! keep {
-        ($($section:ident . $key:ident),*) => {$(
-            if next.$section.$key != running.$section.$key {
-                changed.push(concat!(stringify!($section), ".", stringify!($key)));
-                next.$section.$key = running.$section.$key.clone();
-            }
-        )*};
-    }
-    keep!(
-        api.bind,
-        api.prefix,
-        api.header_name,
-        redis.url,
-        redis.cluster,
-        redis.json_module,
-        redis.key_prefix,
-        redis.sorted_set,
-        redis.instance_id,
-        redis.heartbeat_ttl
-    );
-    changed
 }

@@ -6,7 +6,11 @@ use super::auth;
 use super::error::ApiError;
 use super::ingest::{self, Source};
 use super::params::Query;
+use super::read::{read_vcons, Recache};
 use super::state::AppState;
+use crate::engine;
+use crate::store::EgressRelease;
+use crate::vcon;
 
 /// `GET /dlq`: the uuids in `DLQ:<ingress_list>`, oldest first.
 #[utoipa::path(get, path = "/dlq", tag = "dlq",
@@ -80,36 +84,60 @@ pub async fn list_storage_dlq(
     Ok(HttpResponse::Ok().json(uuids))
 }
 
-/// `POST /dlq/storage/reprocess`: retry the failed writes of one storage.
+/// `POST /dlq/storage/reprocess`: retry the failed writes of one storage, oldest first; stop
+/// at the first that fails again (it stays at the head).
 #[utoipa::path(post, path = "/dlq/storage/reprocess", tag = "dlq",
     params(
         ("storage_name" = String, Query, description = "a configured storage"),
         ("count" = Option<i64>, Query, description = "at most this many, 1 … 100000 (default 1000)")),
     responses((status = 200, description = "the number of successful writes", body = u64), (status = 403), (status = 404), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn reprocess_storage_dlq(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let config = auth::authorized(&req, &state)?;
+pub async fn reprocess_storage_dlq(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let live = auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
-    let storage = query.required("storage_name");
-    let _count = query.integer("count", 1000, 1, 100_000);
+    let name = query.required("storage_name");
+    let count = query.integer("count", 1000, 1, 100_000);
     query.finish()?;
-    if !config.storages.iter().any(|s| s.name == storage) {
-        return Err(ApiError::NotFound(format!(
-            "Unknown storage backend: {storage}"
-        )));
+    let (Some(storage), Some(module)) = (live.pipelines.storages.get(&name), live.storages.iter().find(|m| m.name == name)) else {
+        return Err(ApiError::NotFound(format!("Unknown storage backend: {name}")));
+    };
+    let failed = ApiError::store("Failed to reprocess storage DLQ");
+    let heads = state.store.storage_dlq_head(&name, count as usize).await.map_err(failed)?;
+    let enqueue_lists: Vec<String> = live.chains.iter().filter(|c| c.enabled).flat_map(|c| c.ingress_lists.iter().cloned()).collect();
+    let policy = crate::http::retry_policy(&module.retry);
+    let mut written = 0u64;
+    for item in heads {
+        let text = match vcon::parse_uuid(&item) {
+            Some(uuid) => read_vcons(&state, &live, &[uuid], Recache::Yes)
+                .await
+                .map_err(ApiError::store("Failed to reprocess storage DLQ"))?
+                .pop()
+                .flatten()
+                .map(|text| (uuid, text)),
+            None => None,
+        };
+        let Some((uuid, text)) = text else {
+            tracing::error!(storage = %name, item = %item, "storage DLQ entry dropped: its vCon is found nowhere");
+            state.store.storage_dlq_done(&name, &item, false, &enqueue_lists).await.map_err(ApiError::store("Failed to reprocess storage DLQ"))?;
+            continue;
+        };
+        let saved = engine::runner::saved(uuid, text);
+        let outcome = policy
+            .run(|| storage.save(&saved), |_, e, _| tracing::warn!(storage = %name, vcon_id = %uuid, error = %e, "retrying a storage DLQ write"))
+            .await;
+        if let Err(e) = outcome {
+            tracing::error!(storage = %name, vcon_id = %uuid, error = %e, "storage DLQ write failed again: left at the head of DLQ:storage:{name}");
+            break;
+        }
+        let release = state
+            .store
+            .storage_dlq_done(&name, &item, true, &enqueue_lists)
+            .await
+            .map_err(ApiError::store("Failed to reprocess storage DLQ"))?;
+        if let EgressRelease::Released(lists) = release {
+            tracing::info!(vcon_id = %uuid, lists = ?lists, "pending egress completed after the storage DLQ write");
+        }
+        written += 1;
     }
-    let pending = state
-        .store
-        .storage_dlq_items(&storage)
-        .await
-        .map_err(ApiError::store("Failed to reprocess storage DLQ"))?;
-    if pending.is_empty() {
-        return Ok(HttpResponse::Ok().json(0));
-    }
-    // Storage writes run in the processing engine, which this build does not have yet.
-    tracing::error!(storage = %storage, pending = pending.len(), "storage DLQ entries cannot be retried: storage modules are not available in this build");
-    Err(ApiError::Internal("Failed to reprocess storage DLQ"))
+    Ok(HttpResponse::Ok().json(written))
 }

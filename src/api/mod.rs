@@ -15,6 +15,7 @@ mod metrics;
 mod openapi;
 mod params;
 mod queues;
+mod read;
 mod state;
 mod vcon;
 
@@ -26,7 +27,7 @@ use actix_web::{web, App, HttpResponse, Resource};
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;
-pub use state::AppState;
+pub use state::{AppState, Live, Role};
 
 use crate::version;
 
@@ -45,11 +46,12 @@ pub fn app(
 > {
     let config = state.config();
     let prefix = config.api.prefix.clone();
+    let role = state.role;
     let cors = cors(&config.api.cors_allow_origins);
     let route_prefix = std::rc::Rc::new(prefix.clone());
     App::new()
         .app_data(state.clone())
-        .configure(|cfg| configure(cfg, &prefix))
+        .configure(|cfg| configure(cfg, &prefix, role))
         .default_service(web::to(not_found))
         .wrap_fn(move |req, service| {
             let start = std::time::Instant::now();
@@ -70,8 +72,9 @@ pub fn app(
         )
 }
 
-/// Register every route under `prefix` (when not empty) and at the root.
-pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
+/// Register the routes of `role` under `prefix` (when not empty) and at the root.
+pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, role: Role) {
+    let routes = if role == Role::Worker { worker_routes } else { routes };
     if !prefix.is_empty() {
         cfg.service(
             web::scope(prefix)
@@ -82,13 +85,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
     routes(cfg);
 }
 
+/// What a worker serves: liveness, readiness and metrics.
+fn worker_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/health").route(web::get().to(health::health)))
+        .service(resource("/ready").route(web::get().to(health::ready)))
+        .service(resource("/metrics").route(web::get().to(metrics::metrics)));
+}
+
 /// The route table. Literal paths come before `/vcon/{vcon_uuid}` so they are never read as
 /// a uuid.
 fn routes(cfg: &mut web::ServiceConfig) {
+    worker_routes(cfg);
     cfg.service(resource("/version").route(web::get().to(health::version)))
-        .service(resource("/health").route(web::get().to(health::health)))
-        .service(resource("/ready").route(web::get().to(health::ready)))
-        .service(resource("/metrics").route(web::get().to(metrics::metrics)))
         .service(resource("/openapi.json").route(web::get().to(openapi::openapi)))
         .service(resource("/stats/queue").route(web::get().to(queues::queue_stats)))
         .service(

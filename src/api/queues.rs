@@ -10,6 +10,7 @@ use super::body::BodyHeaders;
 use super::error::ApiError;
 use super::ingest::{self, Source};
 use super::params::Query;
+use super::read::{read_vcons, Recache};
 use super::state::AppState;
 use crate::problem::Problem;
 use crate::vcon;
@@ -107,9 +108,7 @@ pub async fn reingress(
     if uuids.is_empty() {
         return Ok(HttpResponse::NoContent().finish());
     }
-    let found = state
-        .store
-        .get_vcons(&uuids)
+    let found = read_vcons(&state, &config, &uuids, Recache::Yes)
         .await
         .map_err(ApiError::store("Failed to add to ingress list"))?;
     let mut queued = Vec::with_capacity(uuids.len());

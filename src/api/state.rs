@@ -1,22 +1,48 @@
-//! What every handler shares: the store, the live configuration, the metrics.
+//! What every handler shares: the store, the live configuration with its built modules, the
+//! engine of this instance (when it runs chains), the metrics.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Env};
+use crate::config::{Config, ConfigProblem, Env};
+use crate::engine::{Engine, Pipelines};
+use crate::links::Shared;
 use crate::metrics::Metrics;
+use crate::storages::registry::Storages;
 use crate::store::Store;
 use crate::vcon::Warning;
+
+/// What an instance serves (`conserver serve --role`, `CONSERVER_ROLE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    #[default]
+    /// The whole API and the chains.
+    All,
+    /// The whole API; no chains.
+    Api,
+    /// The chains; the API is only `/health`, `/ready`, `/metrics`.
+    Worker,
+}
+
+/// The configuration in force and what was built from it.
+pub struct Live {
+    pub config: Config,
+    pub pipelines: Pipelines,
+}
 
 /// The state of the API, behind `web::Data`.
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// The environment the config was compiled with (a posted config is compiled with it too).
     pub env: Env,
-    config: RwLock<Arc<Config>>,
-    /// Serialises `POST /config`: validate, write the file and swap as one step.
+    /// What modules are built with (one HTTP client for the process).
+    pub shared: Shared,
+    pub role: Role,
+    live: RwLock<Arc<Live>>,
+    engine: RwLock<Option<Arc<Engine>>>,
+    /// Serialises configuration changes: validate, write the file and swap as one step.
     pub(crate) config_update: tokio::sync::Mutex<()>,
     warned: Mutex<HashMap<&'static str, Instant>>,
 }
@@ -25,32 +51,72 @@ pub struct AppState {
 const WARNING_LOG_PERIOD: Duration = Duration::from_secs(60);
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: Config, env: Env) -> AppState {
-        AppState {
+    /// The state for `config`, whose modules are built here (every problem returned).
+    pub fn new(store: Arc<dyn Store>, config: Config, env: Env, role: Role) -> Result<AppState, Vec<ConfigProblem>> {
+        let metrics = Arc::new(Metrics::new());
+        let shared = Shared { http: crate::http::http_client(&config.limits), limits: config.limits.clone(), metrics: metrics.clone() };
+        let pipelines = Pipelines::build(&config, &shared, &store)?;
+        Ok(AppState {
             store,
-            metrics: Metrics::new(),
+            metrics,
             env,
-            config: RwLock::new(Arc::new(config)),
+            shared,
+            role,
+            live: RwLock::new(Arc::new(Live { config, pipelines })),
+            engine: RwLock::new(None),
             config_update: tokio::sync::Mutex::new(()),
             warned: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
-    /// The configuration in force (a cheap clone of an `Arc`).
-    pub fn config(&self) -> Arc<Config> {
-        match self.config.read() {
-            Ok(config) => config.clone(),
+    /// The configuration in force and its modules (a cheap clone of an `Arc`).
+    pub fn config(&self) -> Arc<Live> {
+        match self.live.read() {
+            Ok(live) => live.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// Put a new configuration in force for the requests that follow.
-    pub fn replace_config(&self, config: Config) {
-        let config = Arc::new(config);
-        match self.config.write() {
-            Ok(mut slot) => *slot = config,
-            Err(poisoned) => *poisoned.into_inner() = config,
+    /// The storages of the configuration in force.
+    pub fn storages(&self) -> Arc<Storages> {
+        self.config().pipelines.storages.clone()
+    }
+
+    /// The engine of this instance, once started (`None` for the API role).
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.engine.read().map(|e| e.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        match self.engine.write() {
+            Ok(mut slot) => *slot = Some(engine),
+            Err(poisoned) => *poisoned.into_inner() = Some(engine),
         }
+    }
+
+    /// Build the modules of `config` (for a new configuration; nothing changes yet).
+    pub fn build(&self, config: &Config) -> Result<Pipelines, Vec<ConfigProblem>> {
+        Pipelines::build(config, &self.shared, &self.store)
+    }
+
+    /// Put a new configuration in force: for the requests that follow, and for the chains.
+    /// Keys that need a restart keep their running values (logged).
+    pub async fn apply(&self, mut config: Config, pipelines: Pipelines) {
+        for key in keep_restart_only(&mut config, &self.config()) {
+            tracing::warn!(key, "configuration key changed: takes effect after restart");
+        }
+        for warning in &config.warnings {
+            tracing::warn!("config: {warning}");
+        }
+        let live = Arc::new(Live { config, pipelines });
+        match self.live.write() {
+            Ok(mut slot) => *slot = live.clone(),
+            Err(poisoned) => *poisoned.into_inner() = live.clone(),
+        }
+        if let Some(engine) = self.engine() {
+            engine.apply(&live.config, &live.pipelines).await;
+        }
+        self.metrics.config_reloads.with_label_values(&["applied"]).inc();
     }
 
     /// Count every warning; log each kind at most once per minute, with the latest occurrence.
@@ -78,5 +144,32 @@ impl AppState {
                 );
             }
         }
+    }
+}
+
+/// Keys applied only after a restart (config.md §10) keep their running values; the names of
+/// those that changed are returned for the log.
+fn keep_restart_only(next: &mut Config, running: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    macro_rules! keep {
+        ($($section:ident . $key:ident),*) => {$(
+            if next.$section.$key != running.$section.$key {
+                changed.push(concat!(stringify!($section), ".", stringify!($key)));
+                next.$section.$key = running.$section.$key.clone();
+            }
+        )*};
+    }
+    keep!(
+        api.bind, api.prefix, api.header_name, redis.url, redis.cluster, redis.json_module,
+        redis.key_prefix, redis.sorted_set, redis.instance_id, redis.heartbeat_ttl
+    );
+    changed
+}
+
+impl std::ops::Deref for Live {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        &self.config
     }
 }

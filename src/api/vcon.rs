@@ -7,6 +7,7 @@ use super::body::BodyHeaders;
 use super::error::ApiError;
 use super::ingest::{self, Source};
 use super::params::{path_uuid, Query};
+use super::read::{read_vcons, Recache};
 use super::state::AppState;
 use crate::store::{ListQuery, SearchTerms};
 use crate::vcon;
@@ -67,13 +68,13 @@ pub async fn get_vcon(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authorized(&req, &state)?;
+    let live = auth::authorized(&req, &state)?;
     let uuid = path_uuid(&path)?;
-    let text = state
-        .store
-        .get_vcon(uuid)
+    let text = read_vcons(&state, &live, &[uuid], Recache::Yes)
         .await
         .map_err(ApiError::store("Failed to read vCon"))?
+        .pop()
+        .flatten()
         .ok_or_else(|| ApiError::NotFound("vCon not found".into()))?;
     Ok(json_text(text))
 }
@@ -87,16 +88,14 @@ pub async fn get_vcons(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authorized(&req, &state)?;
+    let live = auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let uuids = query.uuids("vcon_uuids");
     query.finish()?;
     if uuids.is_empty() {
         return Ok(json_text("[]".to_owned()));
     }
-    let found = state
-        .store
-        .get_vcons(&uuids)
+    let found = read_vcons(&state, &live, &uuids, Recache::Yes)
         .await
         .map_err(ApiError::store("Failed to read vCons"))?;
     // The stored texts are JSON already: join them instead of parsing and re-serialising.
@@ -193,13 +192,13 @@ pub async fn delete_vcon(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::authorized(&req, &state)?;
+    let live = auth::authorized(&req, &state)?;
     let uuid = path_uuid(&path)?;
-    let stored = state
-        .store
-        .get_vcon(uuid)
+    let stored = read_vcons(&state, &live, &[uuid], Recache::No)
         .await
-        .map_err(ApiError::store("Failed to delete vCon"))?;
+        .map_err(ApiError::store("Failed to delete vCon"))?
+        .pop()
+        .flatten();
     let parties = stored
         .as_deref()
         .and_then(vcon::describe)
@@ -210,6 +209,7 @@ pub async fn delete_vcon(
         .delete_vcon(uuid, &parties)
         .await
         .map_err(ApiError::store("Failed to delete vCon"))?;
+    live.pipelines.storages.delete_everywhere(uuid).await;
     tracing::debug!(vcon_id = %uuid, "vCon deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,13 +10,13 @@ const FILE: &str = r#"
 api:
   tokens: [first-token]
 storages:
-  pg:
-    module: storage.postgres
+  hook:
+    module: storage.webhook
     options:
-      host: db.internal
-      password: hunter2
-      dsn_extra: ${PG_DSN}
-      url: postgres://app:s3cret@db.internal:5432/vcons
+      webhook-urls: ["https://app:s3cret@hooks.example.com/vcons"]
+      headers:
+        Authorization: Bearer hunter2
+        X-Api-Key: ${HOOK_KEY}
 chains:
   main:
     links: []
@@ -34,7 +34,7 @@ async fn get_config_redacts_secrets_and_keeps_references() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yml");
     std::fs::write(&path, FILE).unwrap();
-    let state = common::file_state(&path, &[("PG_DSN", "postgres://x:y@h/db")]).await;
+    let state = common::file_state(&path, &[("HOOK_KEY", "k-123")]).await;
     let app = common::service(&state).await;
     let reply = send(
         &app,
@@ -47,11 +47,9 @@ async fn get_config_redacts_secrets_and_keeps_references() {
             StatusCode::OK,
             json!({
                 "api": {"tokens": ["***"]},
-                "storages": {"pg": {"module": "storage.postgres", "options": {
-                    "host": "db.internal",
-                    "password": "***",
-                    "dsn_extra": "${PG_DSN}",
-                    "url": "postgres://app:***@db.internal:5432/vcons"
+                "storages": {"hook": {"module": "storage.webhook", "options": {
+                    "webhook-urls": ["https://app:***@hooks.example.com/vcons"],
+                    "headers": {"Authorization": "***", "X-Api-Key": "${HOOK_KEY}"}
                 }}},
                 "chains": {"main": {"links": [], "ingress_lists": ["default_ingress"]}},
                 "ingress_auth": {"default_ingress": "***"}
@@ -65,7 +63,7 @@ async fn post_config_validates_writes_and_applies_live() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yml");
     std::fs::write(&path, FILE).unwrap();
-    let state = common::file_state(&path, &[("PG_DSN", "dsn")]).await;
+    let state = common::file_state(&path, &[("HOOK_KEY", "k-123")]).await;
     let app = common::service(&state).await;
 
     // An invalid config: every problem, nothing written, nothing changed.
@@ -161,7 +159,7 @@ async fn a_kept_secret_needs_a_current_value() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yml");
     std::fs::write(&path, FILE).unwrap();
-    let state = common::file_state(&path, &[("PG_DSN", "dsn")]).await;
+    let state = common::file_state(&path, &[("HOOK_KEY", "k-123")]).await;
     let app = common::service(&state).await;
     let body = json!({"api": {"tokens": ["first-token"]}, "storages": {"s3": {"module": "s3", "options": {"aws_secret_access_key": "***"}}}});
     let reply = send(

@@ -8,7 +8,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::web;
-use conserver::api::{self, AppState};
+use conserver::api::{self, AppState, Role};
 use conserver::config::{Config, Env};
 use conserver::server::store_settings;
 use conserver::store;
@@ -100,7 +100,7 @@ pub async fn state_with_env(yaml: &str, backend: Backend, env: &[(&str, &str)]) 
         .await
         .expect("the test store opens (is Redis running? scripts/test starts it)");
     TestState {
-        state: web::Data::new(AppState::new(store, config, env)),
+        state: web::Data::new(AppState::new(store, config, env, Role::Api).expect("the test config's modules build")),
         prefix,
         backend,
     }
@@ -270,7 +270,7 @@ pub async fn file_state(path: &std::path::Path, env: &[(&str, &str)]) -> TestSta
         .await
         .expect("the memory store opens");
     TestState {
-        state: web::Data::new(AppState::new(store, config, env)),
+        state: web::Data::new(AppState::new(store, config, env, Role::Api).expect("the test config's modules build")),
         prefix: String::new(),
         backend: Backend::Memory,
     }

@@ -1,0 +1,60 @@
+//! This instance's life in Redis (redis.md §3.4–§3.5): its heartbeat, and the reaper that
+//! hands a dead instance's in-flight items back to their ingress lists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Who this instance is, as its heartbeat says.
+pub fn info(id: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    serde_json::json!({
+        "id": id,
+        "host": host,
+        "pid": std::process::id(),
+        "version": crate::version::VERSION,
+        "started_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+    .to_string()
+}
+
+/// Refresh the heartbeat every third of its lifetime; re-register (with a warning) when it was
+/// found expired. Runs until the task is aborted.
+pub async fn heartbeat(store: Arc<dyn Store>, id: String, info: String, ttl: u64) {
+    let period = Duration::from_secs_f64((ttl as f64 / 3.0).max(1.0));
+    loop {
+        tokio::time::sleep(period).await;
+        match store.heartbeat(&id, &info, ttl).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(instance = %id, "this instance's heartbeat had expired (it was considered dead): its in-flight vCons may be processed twice; registered again"),
+            Err(e) => tracing::warn!(instance = %id, error = %e, "heartbeat not refreshed"),
+        }
+    }
+}
+
+/// Every `ttl` seconds, move the items of dead instances back to the head of their lists.
+pub async fn reaper(store: Arc<dyn Store>, id: String, ttl: u64, metrics: Arc<Metrics>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(ttl.max(1))).await;
+        if let Err(e) = reap(&store, &id, &metrics).await {
+            tracing::warn!(error = %e, "dead instances not checked");
+        }
+    }
+}
+
+/// One pass of the reaper.
+pub async fn reap(store: &Arc<dyn Store>, own_id: &str, metrics: &Metrics) -> Result<(), crate::store::StoreError> {
+    for dead in store.dead_instances(own_id).await? {
+        let moved = store.recover_instance(&dead).await?;
+        for (list, count) in &moved {
+            metrics.recovered_items.with_label_values(&[list.as_str()]).inc_by(*count);
+        }
+        let total: u64 = moved.iter().map(|(_, n)| n).sum();
+        tracing::warn!(instance = %dead, items = total, "instance found dead: its in-flight vCons were put back at the head of their ingress lists");
+    }
+    Ok(())
+}
