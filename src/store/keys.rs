@@ -172,6 +172,12 @@ impl Keys {
         self.key(&[&"context:", &list, &":", &id])
     }
 
+    /// `<name>` under the prefix: a `redis_storage` value (its name carries the storage's own
+    /// prefix, `vcon_storage:<uuid>` by default).
+    pub fn blob(&self, name: &str) -> String {
+        self.key(&[&name])
+    }
+
     /// The `SCAN MATCH` pattern of every `vcon:<uuid>` key, glob characters of the prefix
     /// escaped so that a prefix like `a*:` matches only itself.
     pub fn vcon_pattern(&self) -> String {
@@ -250,6 +256,10 @@ mod tests {
             keys.context("calls", uuid()),
             format!("context:calls:{UUID}")
         );
+        assert_eq!(
+            keys.blob(&format!("vcon_storage:{UUID}")),
+            format!("vcon_storage:{UUID}")
+        );
     }
 
     #[test]
@@ -270,6 +280,7 @@ mod tests {
             keys.instance_lists("i"),
             keys.egress_pending(uuid()),
             keys.context("l", uuid()),
+            keys.blob("b"),
         ];
         for key in all {
             assert!(key.starts_with("t:"), "{key}");

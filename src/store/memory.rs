@@ -8,20 +8,25 @@
 //!
 //! Expiry: each key with a TTL also sits in an ordered set of deadlines; every operation first
 //! drops the keys whose deadline has passed, so an expired key is never seen and never kept.
+//!
+//! Blocking: a claim waiting on an empty list waits on that list's [`Notify`], which every push
+//! onto the list wakes, as Redis serves the clients blocked on a list.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::Value as Reply;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::keys::{member_uuid, sorted_set_member, Keys, PENDING_TTL_SECONDS};
 use super::{
-    describe_for_index, party_entries, search_sets, ChainLists, ChainStatus, IndexScore, ListQuery,
-    SearchTerms, Store, StoreError, StoreResult, StoreSettings, VconWrite,
+    asked_ttl, describe_for_index, longest_ttl, party_entries, search_sets, ChainLists,
+    ChainStatus, EgressPending, EgressRelease, Finish, IndexScore, ListQuery, Push, RunOutcome,
+    SearchTerms, Store, StoreError, StoreResult, StoreSettings, VconWrite, LONGEST_CLAIM_WAIT,
 };
 use crate::vcon::PartyIndex;
 
@@ -79,6 +84,97 @@ impl MemoryStore {
         data.hincrby(&pending, "count", 1)?;
         data.expire(&pending, PENDING_TTL_SECONDS, now);
         Ok(())
+    }
+
+    /// The push of `id` onto one list: the enqueue protocol when an enabled chain reads it.
+    fn push_to_list(
+        &self,
+        data: &mut Data,
+        list: &str,
+        enqueue: bool,
+        id: &str,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        if enqueue {
+            self.raise_pending(data, id, now)?;
+        }
+        data.rpush(&self.keys.list(list), [id.to_owned()])?;
+        Ok(())
+    }
+
+    /// The TTL step (redis.md §4.2), as the Redis store's script does it.
+    fn ttl_step(&self, data: &mut Data, finish: &Finish<'_>, now: Instant) -> StoreResult<()> {
+        let pending = self.keys.pending(finish.uuid);
+        let count = if finish.decrement {
+            data.hincrby(&pending, "count", -1)?
+        } else {
+            parse_count(data.hget(&pending, "count")?)
+        };
+        let asked = asked_ttl(finish.ttl);
+        let ttl = match data
+            .hget(&pending, "ttl")?
+            .and_then(|kept| kept.parse().ok())
+        {
+            Some(kept) => longest_ttl(kept, asked),
+            None => asked,
+        };
+        if count > 0 {
+            data.hset(&pending, "ttl", ttl.to_string())?;
+            return Ok(());
+        }
+        data.del(&pending);
+        let vcon = self.keys.vcon(finish.uuid);
+        match u64::try_from(ttl) {
+            Ok(seconds) => data.expire(&vcon, seconds, now),
+            Err(_) => data.persist(&vcon),
+        };
+        Ok(())
+    }
+
+    /// Moves the head of `list` into the processing list and takes it in hand, as a claim on
+    /// Redis does after its `BLMOVE`.
+    fn take(
+        &self,
+        data: &mut Data,
+        list: &str,
+        processing: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(item) = data.lmove(&self.keys.list(list), processing, End::Left, End::Right)?
+        else {
+            return Ok(None);
+        };
+        data.persist(&self.keys.vcon(item.as_str()));
+        if let Err(error) = data.lpop(&self.keys.context(list, item.as_str()), 1) {
+            tracing::warn!(vcon_id = %item, list, %error, "claimed, but could not remove the vCon's trace context");
+        }
+        Ok(Some(item))
+    }
+
+    /// Settles the egress-pending record of `uuid` for a storage whose write succeeded.
+    fn release_egress(
+        &self,
+        data: &mut Data,
+        storage: &str,
+        uuid: &str,
+        enqueue_lists: &[String],
+        now: Instant,
+    ) -> StoreResult<EgressRelease> {
+        let key = self.keys.egress_pending(uuid);
+        let Some(text) = data.get(&key)? else {
+            return Ok(EgressRelease::NoRecord);
+        };
+        let mut record: EgressPending = serde_json::from_str(text)
+            .map_err(|error| StoreError::Backend(format!("{key} is not a record: {error}")))?;
+        record.storages.retain(|name| name != storage);
+        if !record.storages.is_empty() {
+            data.set_keep_ttl(&key, record.to_text());
+            return Ok(EgressRelease::Waiting);
+        }
+        for list in &record.egress_lists {
+            self.push_to_list(data, list, enqueue_lists.contains(list), uuid, now)?;
+        }
+        data.del(&key);
+        Ok(EgressRelease::Released(record.egress_lists))
     }
 
     /// Adds `vcon:<id>` to the sorted set and the party index, as `put_vcon` does.
@@ -232,7 +328,7 @@ impl Store for MemoryStore {
             let mut moved = 0;
             for id in data.lrange(&dlq, 0, count_to_stop(count))? {
                 self.raise_pending(data, &id, now)?;
-                if data.lmove_left_right(&dlq, &list)?.is_some() {
+                if data.lmove(&dlq, &list, End::Left, End::Right)?.is_some() {
                     moved += 1;
                 }
             }
@@ -313,6 +409,204 @@ impl Store for MemoryStore {
         }
         Ok(indexed)
     }
+
+    async fn register_instance(&self, id: &str, info: &str, ttl: u64) -> StoreResult<()> {
+        self.with_data(|data, now| {
+            data.sadd(&self.keys.instances(), &[id])?;
+            let heartbeat = self.keys.instance(id);
+            data.set(&heartbeat, info.to_owned());
+            data.expire(&heartbeat, ttl.max(1), now);
+            Ok(())
+        })
+    }
+
+    async fn heartbeat(&self, id: &str, info: &str, ttl: u64) -> StoreResult<bool> {
+        self.with_data(|data, now| {
+            let heartbeat = self.keys.instance(id);
+            let alive = data.get(&heartbeat)?.is_some();
+            data.set(&heartbeat, info.to_owned());
+            data.expire(&heartbeat, ttl.max(1), now);
+            data.sadd(&self.keys.instances(), &[id])?;
+            Ok(alive)
+        })
+    }
+
+    async fn note_consumed_list(&self, id: &str, list: &str) -> StoreResult<()> {
+        let lists = self.keys.instance_lists(id);
+        self.with_data(|data, _| data.sadd(&lists, &[list]).map(drop))
+    }
+
+    async fn claim(
+        &self,
+        list: &str,
+        instance_id: &str,
+        wait: Duration,
+    ) -> StoreResult<Option<String>> {
+        let processing = self.keys.processing(list, instance_id);
+        let source = self.keys.list(list);
+        let arrivals = self.with_data(|data, _| Ok(data.arrivals(&source)))?;
+        let deadline = tokio::time::Instant::now() + wait.min(LONGEST_CLAIM_WAIT);
+        loop {
+            // Registered before looking, so that a push right after the look still wakes it.
+            let arrival = arrivals.notified();
+            tokio::pin!(arrival);
+            arrival.as_mut().enable();
+            if let Some(item) = self.with_data(|data, _| self.take(data, list, &processing))? {
+                return Ok(Some(item));
+            }
+            if tokio::time::timeout_at(deadline, arrival).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn write_back(&self, uuid: Uuid, text: &str) -> StoreResult<()> {
+        let key = self.keys.vcon(uuid);
+        self.with_data(|data, _| {
+            data.set(&key, text.to_owned());
+            Ok(())
+        })
+    }
+
+    async fn finish(&self, finish: &Finish<'_>) -> StoreResult<()> {
+        let id = finish.uuid.to_string();
+        self.with_data(|data, now| {
+            if finish.outcome == RunOutcome::Failed {
+                data.rpush(
+                    &self.keys.dlq(finish.ingress_list),
+                    [finish.item.to_owned()],
+                )?;
+            }
+            for storage in finish.failed_storages {
+                data.rpush(&self.keys.storage_dlq(storage), [id.clone()])?;
+            }
+            if finish.failed_storages.is_empty() {
+                for Push { list, enqueue } in finish.egress {
+                    self.push_to_list(data, list, *enqueue, &id, now)?;
+                }
+            } else if !finish.egress.is_empty() {
+                let record =
+                    EgressPending::new(finish.chain, finish.egress, finish.failed_storages);
+                let key = self.keys.egress_pending(&id);
+                data.set(&key, record.to_text());
+                if self.settings.dlq_ttl > 0 {
+                    data.expire(&key, self.settings.dlq_ttl, now);
+                }
+            }
+            for Push { list, enqueue } in finish.routes {
+                self.push_to_list(data, list, *enqueue, &id, now)?;
+            }
+            self.ttl_step(data, finish, now)?;
+            data.hincrby(
+                &self.keys.chain_stats(finish.chain),
+                finish.outcome.stats_field(),
+                1,
+            )?;
+            let processing = self
+                .keys
+                .processing(finish.ingress_list, finish.instance_id);
+            data.lrem_first(&processing, finish.item)?;
+            Ok(())
+        })
+    }
+
+    async fn dead_instances(&self, own_id: &str) -> StoreResult<Vec<String>> {
+        self.with_data(|data, _| {
+            let mut dead: Vec<String> = data
+                .smembers(&self.keys.instances())?
+                .into_iter()
+                .filter(|id| id != own_id && !data.exists(&self.keys.instance(id)))
+                .collect();
+            dead.sort_unstable();
+            Ok(dead)
+        })
+    }
+
+    async fn recover_instance(&self, id: &str) -> StoreResult<Vec<(String, u64)>> {
+        let lists_key = self.keys.instance_lists(id);
+        self.with_data(|data, _| {
+            let mut lists = data.smembers(&lists_key)?;
+            lists.sort_unstable();
+            let mut recovered = Vec::with_capacity(lists.len());
+            for list in lists {
+                let processing = self.keys.processing(&list, id);
+                let destination = self.keys.list(&list);
+                let mut moved = 0;
+                // Right to left, one at a time: the oldest item ends at the head.
+                while data
+                    .lmove(&processing, &destination, End::Right, End::Left)?
+                    .is_some()
+                {
+                    moved += 1;
+                }
+                recovered.push((list, moved));
+            }
+            data.del(&lists_key);
+            data.srem(&self.keys.instances(), id)?;
+            Ok(recovered)
+        })
+    }
+
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
+        let heartbeat = self.keys.instance(id);
+        self.with_data(|data, _| {
+            data.del(&heartbeat);
+            Ok(())
+        })
+    }
+
+    async fn storage_dlq_head(&self, storage: &str, count: usize) -> StoreResult<Vec<String>> {
+        if count == 0 {
+            return Ok(Vec::new()); // LRANGE 0 -1 would read the whole list
+        }
+        let dlq = self.keys.storage_dlq(storage);
+        self.with_data(|data, _| data.lrange(&dlq, 0, count_to_stop(count)))
+    }
+
+    async fn storage_dlq_done(
+        &self,
+        storage: &str,
+        uuid: &str,
+        released: bool,
+        enqueue_lists: &[String],
+    ) -> StoreResult<EgressRelease> {
+        let dlq = self.keys.storage_dlq(storage);
+        self.with_data(|data, now| {
+            let release = if released {
+                self.release_egress(data, storage, uuid, enqueue_lists, now)?
+            } else {
+                EgressRelease::NoRecord
+            };
+            data.lrem_first(&dlq, uuid)?;
+            Ok(release)
+        })
+    }
+
+    async fn put_blob(&self, name: &str, text: &str, ttl: u64) -> StoreResult<()> {
+        let key = self.keys.blob(name);
+        self.with_data(|data, now| {
+            data.set(&key, text.to_owned());
+            if ttl > 0 {
+                data.expire(&key, ttl, now);
+            }
+            Ok(())
+        })
+    }
+
+    async fn get_blob(&self, name: &str) -> StoreResult<Option<String>> {
+        let key = self.keys.blob(name);
+        self.with_data(|data, _| Ok(data.get(&key)?.map(str::to_owned)))
+    }
+
+    async fn delete_blob(&self, name: &str) -> StoreResult<bool> {
+        let key = self.keys.blob(name);
+        self.with_data(|data, _| Ok(data.del(&key)))
+    }
+}
+
+/// A pending hash's `count`, as the Redis script reads it: missing or not a number is 0.
+fn parse_count(count: Option<&str>) -> i64 {
+    count.and_then(|count| count.parse().ok()).unwrap_or(0)
 }
 
 /// `LRANGE` stop index of the first `count` items (`count` ≥ 1: for 0 it is -1, the whole list).
@@ -413,6 +707,15 @@ struct Data {
     entries: HashMap<String, Entry>,
     /// `(deadline, key)` of every key with a TTL, exactly one per such key.
     deadlines: BTreeSet<(Instant, String)>,
+    /// Per list key, what claims waiting on the list wait on; every push wakes them.
+    arrivals: HashMap<String, Arc<Notify>>,
+}
+
+/// An end of a list, for [`Data::lmove`].
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Left,
+    Right,
 }
 
 impl Data {
@@ -503,6 +806,14 @@ impl Data {
         }
     }
 
+    /// `SET key text KEEPTTL`: replaces the value, keeping the TTL.
+    fn set_keep_ttl(&mut self, key: &str, text: String) {
+        match self.entries.get_mut(key) {
+            Some(entry) => entry.value = Value::Text(text),
+            None => self.set(key, text),
+        }
+    }
+
     /// `SET key text`: replaces any value and clears the TTL.
     fn set(&mut self, key: &str, text: String) {
         self.del(key);
@@ -557,6 +868,12 @@ impl Data {
             .unwrap_or_default())
     }
 
+    fn hset(&mut self, key: &str, field: &str, value: String) -> Result<(), StoreError> {
+        self.write(key, |hash: &mut HashMap<String, String>| {
+            hash.insert(field.to_owned(), value);
+        })
+    }
+
     fn hincrby(&mut self, key: &str, field: &str, by: i64) -> Result<i64, StoreError> {
         self.write(key, |hash: &mut HashMap<String, String>| {
             let current = match hash.get(field) {
@@ -578,9 +895,36 @@ impl Data {
         key: &str,
         items: impl IntoIterator<Item = String>,
     ) -> Result<u64, StoreError> {
-        self.write(key, |list: &mut VecDeque<String>| {
+        let len = self.write(key, |list: &mut VecDeque<String>| {
             list.extend(items);
             list.len() as u64
+        })?;
+        self.wake(key);
+        Ok(len)
+    }
+
+    /// What claims waiting on the list `key` wait on.
+    fn arrivals(&mut self, key: &str) -> Arc<Notify> {
+        self.arrivals.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Wakes the claims waiting on the list `key`: it just received items.
+    fn wake(&self, key: &str) {
+        if let Some(arrivals) = self.arrivals.get(key) {
+            arrivals.notify_waiters();
+        }
+    }
+
+    /// `LREM key 1 item`: whether an entry was removed (the first one from the head).
+    fn lrem_first(&mut self, key: &str, item: &str) -> Result<bool, StoreError> {
+        if self.read::<VecDeque<String>>(key)?.is_none() {
+            return Ok(false);
+        }
+        self.write(key, |list: &mut VecDeque<String>| {
+            match list.iter().position(|entry| entry == item) {
+                Some(index) => list.remove(index).is_some(),
+                None => false,
+            }
         })
     }
 
@@ -624,22 +968,38 @@ impl Data {
         Ok(list.range(start..=stop).cloned().collect())
     }
 
-    /// `LMOVE source destination LEFT RIGHT`.
-    fn lmove_left_right(
+    /// `LMOVE source destination <from> <to>`.
+    fn lmove(
         &mut self,
         source: &str,
         destination: &str,
+        from: End,
+        to: End,
     ) -> Result<Option<String>, StoreError> {
         // Redis checks both types before moving anything.
         self.read::<VecDeque<String>>(destination)?;
         if self.read::<VecDeque<String>>(source)?.is_none() {
             return Ok(None);
         }
-        let item = self.write(source, |list: &mut VecDeque<String>| list.pop_front())?;
-        if let Some(item) = &item {
-            self.rpush(destination, [item.clone()])?;
+        let item = self.write(source, |list: &mut VecDeque<String>| match from {
+            End::Left => list.pop_front(),
+            End::Right => list.pop_back(),
+        })?;
+        let Some(item) = item else {
+            return Ok(None);
+        };
+        match to {
+            End::Right => {
+                self.rpush(destination, [item.clone()])?;
+            }
+            End::Left => {
+                self.write(destination, |list: &mut VecDeque<String>| {
+                    list.push_front(item.clone())
+                })?;
+                self.wake(destination);
+            }
         }
-        Ok(item)
+        Ok(Some(item))
     }
 
     fn sadd(&mut self, key: &str, members: &[&str]) -> Result<u64, StoreError> {
@@ -942,11 +1302,49 @@ mod tests {
         let mut data = data();
         data.rpush("l", ["a", "b"].map(String::from)).unwrap();
         assert_eq!(
-            data.lmove_left_right("l", "l").unwrap().as_deref(),
+            data.lmove("l", "l", End::Left, End::Right)
+                .unwrap()
+                .as_deref(),
             Some("a")
         );
         assert_eq!(data.lrange("l", 0, -1).unwrap(), ["b", "a"]);
-        assert_eq!(data.lmove_left_right("empty", "l").unwrap(), None);
+        assert_eq!(
+            data.lmove("l", "l", End::Right, End::Left)
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(data.lrange("l", 0, -1).unwrap(), ["a", "b"]);
+        assert_eq!(
+            data.lmove("empty", "l", End::Left, End::Right).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn lrem_first_removes_the_first_match_only() {
+        let mut data = data();
+        data.rpush("l", ["a", "b", "a"].map(String::from)).unwrap();
+        assert!(data.lrem_first("l", "a").unwrap());
+        assert_eq!(data.lrange("l", 0, -1).unwrap(), ["b", "a"]);
+        assert!(!data.lrem_first("l", "x").unwrap());
+        assert!(data.lrem_first("l", "b").unwrap());
+        assert!(data.lrem_first("l", "a").unwrap());
+        assert!(!data.exists("l"));
+        assert!(!data.lrem_first("l", "a").unwrap());
+    }
+
+    #[test]
+    fn set_keep_ttl_keeps_the_deadline() {
+        let mut data = data();
+        let now = Instant::now();
+        data.set("k", "1".into());
+        data.expire("k", 10, now);
+        data.set_keep_ttl("k", "2".into());
+        assert_eq!(data.get("k").unwrap(), Some("2"));
+        assert_eq!(data.ttl("k", now), 10);
+        data.set_keep_ttl("new", "3".into());
+        assert_eq!(data.ttl("new", now), -1);
     }
 
     #[test]
@@ -958,7 +1356,7 @@ mod tests {
         assert_eq!(data.get("s").unwrap(), Some("text"));
         data.rpush("l", ["x".to_owned()]).unwrap();
         assert!(data.get("l").is_err());
-        assert!(data.lmove_left_right("l", "s").is_err());
+        assert!(data.lmove("l", "s", End::Left, End::Right).is_err());
         assert_eq!(data.llen("l").unwrap(), 1);
     }
 

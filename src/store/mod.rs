@@ -124,7 +124,6 @@ impl StoreError {
 /// The result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Every store operation the product needs, in product terms; see the module documentation.
 /// How a run ended, for the chain counters (redis.md §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunOutcome {
@@ -142,22 +141,30 @@ pub enum RunOutcome {
 /// the enqueue protocol is used, else a plain `RPUSH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
+    /// The logical list name.
     pub list: String,
+    /// Whether an enabled chain reads the list: the enqueue protocol (redis.md §3.1) then.
     pub enqueue: bool,
 }
 
 /// Everything that happens when a run ends, in one round trip (redis.md §4.1, in this order):
-/// storage DLQ pushes → egress (or the egress-pending record when a storage write was
-/// dead-lettered) → routes → the TTL step → the chain counter → `LREM` of the processing entry.
+/// the `DLQ:<ingress list>` push of a failed run → storage DLQ pushes → egress (or the
+/// egress-pending record when a storage write was dead-lettered) → routes → the TTL step → the
+/// chain counter → `LREM` of the processing entry. A crash between two steps leaves the item in
+/// the processing list, so the run is repeated: duplicates at worst, never a loss.
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {
+    /// The chain that ran (its stats hash, and the egress-pending record).
     pub chain: &'a str,
+    /// The list the item was taken from (its DLQ and processing list).
     pub ingress_list: &'a str,
+    /// The instance that took it (its processing list).
     pub instance_id: &'a str,
     /// The uuid as it was taken from the list (the processing entry to remove).
     pub item: &'a str,
     /// The vCon the TTL step applies to (the item's, or the new uuid a link produced).
     pub uuid: Uuid,
+    /// How the run ended. `Failed` appends `item` to `DLQ:<ingress list>`.
     pub outcome: RunOutcome,
     /// Storages whose write was dead-lettered: `RPUSH DLQ:storage:<name> <uuid>` each.
     pub failed_storages: &'a [String],
@@ -183,6 +190,7 @@ pub enum EgressRelease {
     Released(Vec<String>),
 }
 
+/// Every store operation the product needs, in product terms; see the module documentation.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `redis` or `memory`.
@@ -238,98 +246,83 @@ pub trait Store: Send + Sync + 'static {
     /// the number of vCons indexed.
     async fn index_all(&self) -> StoreResult<u64>;
 
-    // --- The processing engine (redis.md §3–§4). OWNER: store-queue helper. ---
+    // --- The processing engine (redis.md §3–§4). ---
 
     /// Register this instance: `SADD conserver:instances`, heartbeat key with `EX ttl` holding
-    /// `info` (JSON `{"host", "pid", "version", "started_at"}`).
-    async fn register_instance(&self, id: &str, info: &str, ttl: u64) -> StoreResult<()> {
-        let _ = (id, info, ttl);
-        todo!("store-queue helper")
-    }
+    /// `info` (JSON `{"host", "pid", "version", "started_at"}`). A `ttl` of 0 counts as 1 s
+    /// (a heartbeat cannot be eternal: a dead instance would never be recovered).
+    async fn register_instance(&self, id: &str, info: &str, ttl: u64) -> StoreResult<()>;
 
-    /// Refresh the heartbeat; `false` when the key had expired (the caller re-registers).
-    async fn heartbeat(&self, id: &str, info: &str, ttl: u64) -> StoreResult<bool> {
-        let _ = (id, info, ttl);
-        todo!("store-queue helper")
-    }
+    /// Refresh the heartbeat (and the id's membership of `conserver:instances`), in one round
+    /// trip; `false` when the key had expired: it is set again, but the instance may have been
+    /// recovered meanwhile, lists set included, so the caller notes its lists again.
+    async fn heartbeat(&self, id: &str, info: &str, ttl: u64) -> StoreResult<bool>;
 
     /// Note that this instance consumes `list` (`SADD conserver:instance:<id>:lists`).
-    async fn note_consumed_list(&self, id: &str, list: &str) -> StoreResult<()> {
-        let _ = (id, list);
-        todo!("store-queue helper")
-    }
+    async fn note_consumed_list(&self, id: &str, list: &str) -> StoreResult<()>;
 
     /// `BLMOVE <list> {<list>}:processing:<id> LEFT RIGHT <wait>` on a connection of its own
     /// (blocking commands must not hold up the shared one), then `PERSIST vcon:{uuid}` and
-    /// `LPOP context:<list>:<uuid>`. `None` when nothing came within `wait`.
-    async fn claim(&self, list: &str, instance_id: &str, wait: std::time::Duration) -> StoreResult<Option<String>> {
-        let _ = (list, instance_id, wait);
-        todo!("store-queue helper")
-    }
+    /// `LPOP context:<list>:<uuid>`. `None` when nothing came within `wait` (a zero `wait` does
+    /// not block; one above an hour counts as an hour). A Redis that cannot be reached is
+    /// `Unavailable` within seconds.
+    ///
+    /// Cancel a claim (drop the future) only when the instance's processing lists are
+    /// recovered afterwards (shutdown): an item moved by a `BLMOVE` whose answer was abandoned
+    /// sits in the processing list until then.
+    async fn claim(
+        &self,
+        list: &str,
+        instance_id: &str,
+        wait: std::time::Duration,
+    ) -> StoreResult<Option<String>>;
 
-    /// Write a changed vCon back during a run (no TTL change; the key has none while in flight).
-    async fn write_back(&self, uuid: Uuid, text: &str) -> StoreResult<()> {
-        let _ = (uuid, text);
-        todo!("store-queue helper")
-    }
+    /// Write a changed vCon back during a run, in the configured form. The TTL is not managed
+    /// here: in flight a vCon has none (the claim removed it), and the TTL step of
+    /// [`Store::finish`] gives it one.
+    async fn write_back(&self, uuid: Uuid, text: &str) -> StoreResult<()>;
 
     /// End a run (see [`Finish`]): one round trip.
-    async fn finish(&self, finish: &Finish<'_>) -> StoreResult<()> {
-        let _ = finish;
-        todo!("store-queue helper")
-    }
+    async fn finish(&self, finish: &Finish<'_>) -> StoreResult<()>;
 
-    /// Ids in `conserver:instances` whose heartbeat key is gone, other than `own_id`.
-    async fn dead_instances(&self, own_id: &str) -> StoreResult<Vec<String>> {
-        let _ = own_id;
-        todo!("store-queue helper")
-    }
+    /// Ids in `conserver:instances` whose heartbeat key is gone, other than `own_id`, sorted.
+    async fn dead_instances(&self, own_id: &str) -> StoreResult<Vec<String>>;
 
     /// Move every item of `id`'s processing lists back to the head of their ingress lists
     /// (`LMOVE … RIGHT LEFT` until empty), then delete its lists set and remove it from
-    /// `conserver:instances`; `(list, items moved)` per list. Also used for a clean shutdown.
-    async fn recover_instance(&self, id: &str) -> StoreResult<Vec<(String, u64)>> {
-        let _ = id;
-        todo!("store-queue helper")
-    }
+    /// `conserver:instances`; `(list, items moved)` per list, sorted by list. Also used for a
+    /// clean shutdown. Safe to run concurrently from several instances (each move is atomic).
+    async fn recover_instance(&self, id: &str) -> StoreResult<Vec<(String, u64)>>;
 
     /// Delete this instance's heartbeat key (clean shutdown, after `recover_instance`).
-    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
-        let _ = id;
-        todo!("store-queue helper")
-    }
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()>;
 
     /// The first `count` uuids of `DLQ:storage:<name>`, oldest first.
-    async fn storage_dlq_head(&self, storage: &str, count: usize) -> StoreResult<Vec<String>> {
-        let _ = (storage, count);
-        todo!("store-queue helper")
-    }
+    async fn storage_dlq_head(&self, storage: &str, count: usize) -> StoreResult<Vec<String>>;
 
-    /// Remove the head entry of `DLQ:storage:<name>` if it is `uuid` (`LREM … 1`), and settle
-    /// the egress-pending record for this storage (redis.md §4.3) in the same round trip when
-    /// `released` is true (a successful write); the result says what happened to the egress.
-    async fn storage_dlq_done(&self, storage: &str, uuid: &str, released: bool, enqueue_lists: &[String]) -> StoreResult<EgressRelease> {
-        let _ = (storage, uuid, released, enqueue_lists);
-        todo!("store-queue helper")
-    }
+    /// Remove the first entry `uuid` of `DLQ:storage:<name>` (`LREM … 1`). When `released` is
+    /// true (the write succeeded), first settle the egress-pending record for this storage
+    /// (redis.md §4.3): remove the storage from it, atomically; when none is left, push its
+    /// egress lists (the enqueue protocol for those in `enqueue_lists`, else `RPUSH`) and
+    /// delete it. The entry is removed last, so a crash in between makes the next reprocessing
+    /// release the egress again (a duplicate at worst, never a loss). With `released` false
+    /// the record is not read and the answer is [`EgressRelease::NoRecord`].
+    async fn storage_dlq_done(
+        &self,
+        storage: &str,
+        uuid: &str,
+        released: bool,
+        enqueue_lists: &[String],
+    ) -> StoreResult<EgressRelease>;
 
     /// `redis_storage`: `SET <key_prefix><name> <text> [EX ttl]` (0 = no expiry), plain string.
-    async fn put_blob(&self, name: &str, text: &str, ttl: u64) -> StoreResult<()> {
-        let _ = (name, text, ttl);
-        todo!("store-queue helper")
-    }
+    async fn put_blob(&self, name: &str, text: &str, ttl: u64) -> StoreResult<()>;
 
     /// `redis_storage`: `GET <key_prefix><name>`.
-    async fn get_blob(&self, name: &str) -> StoreResult<Option<String>> {
-        let _ = name;
-        todo!("store-queue helper")
-    }
+    async fn get_blob(&self, name: &str) -> StoreResult<Option<String>>;
 
     /// `redis_storage`: `DEL <key_prefix><name>`; whether it existed.
-    async fn delete_blob(&self, name: &str) -> StoreResult<bool> {
-        let _ = name;
-        todo!("store-queue helper")
-    }
+    async fn delete_blob(&self, name: &str) -> StoreResult<bool>;
 }
 
 /// The warning of config.md §11, logged the first time the embedded store is opened.
@@ -347,6 +340,72 @@ pub async fn open(url: Option<&str>, settings: StoreSettings) -> StoreResult<Arc
             WARNED.call_once(|| tracing::warn!("{EMBEDDED_STORE_WARNING}"));
             Ok(Arc::new(memory::MemoryStore::new(settings)))
         }
+    }
+}
+
+/// Claims wait at most this long per call (a longer wait returns `None` after it, as a shorter
+/// one does): Redis refuses a `BLMOVE` timeout beyond its range, and deadlines must not
+/// overflow.
+const LONGEST_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A TTL longer than a century is applied as a century: Redis (`EXPIRE` in milliseconds) and
+/// Lua (doubles) cannot hold every `u64`, and nobody can tell the difference.
+const LONGEST_TTL: u64 = 100 * 365 * 86_400;
+
+/// The TTL a run asks of the TTL step (redis.md §4.2), as the pending hash stores it: the
+/// seconds, or -1 for "never" (asked as 0).
+fn asked_ttl(ttl: u64) -> i64 {
+    match ttl {
+        0 => -1,
+        // LONGEST_TTL fits an i64.
+        seconds => seconds.min(LONGEST_TTL) as i64,
+    }
+}
+
+/// The longer of two TTLs in the pending hash's form; "never" (-1) is the longest.
+fn longest_ttl(kept: i64, asked: i64) -> i64 {
+    if kept < 0 || asked < 0 {
+        -1
+    } else {
+        kept.max(asked)
+    }
+}
+
+impl RunOutcome {
+    /// The field of `conserver:chain_stats:<chain>` the run counts in.
+    fn stats_field(self) -> &'static str {
+        match self {
+            RunOutcome::Processed => "processed",
+            RunOutcome::Halted | RunOutcome::Missing => "halted",
+            RunOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// `conserver:egress_pending:<uuid>` (redis.md §2, §4.3): the egress a dead-lettered storage
+/// write holds back.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct EgressPending {
+    chain: String,
+    egress_lists: Vec<String>,
+    /// The storages whose write is still dead-lettered.
+    storages: Vec<String>,
+}
+
+impl EgressPending {
+    /// The record a finish writes.
+    fn new(chain: &str, egress: &[Push], failed_storages: &[String]) -> EgressPending {
+        EgressPending {
+            chain: chain.to_owned(),
+            egress_lists: egress.iter().map(|push| push.list.clone()).collect(),
+            storages: failed_storages.to_vec(),
+        }
+    }
+
+    /// The JSON text stored.
+    fn to_text(&self) -> String {
+        // Strings and lists of strings: serialisation cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -437,4 +496,51 @@ enum IndexScore {
     CreatedAt(i64),
     /// An encrypted (or undated) vCon: keep an existing score, else this one (`ZADD NX`).
     KeepOr(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asked_ttl_zero_is_never_and_huge_is_a_century() {
+        assert_eq!(asked_ttl(0), -1);
+        assert_eq!(asked_ttl(60), 60);
+        assert_eq!(asked_ttl(u64::MAX), LONGEST_TTL as i64);
+    }
+
+    #[test]
+    fn never_is_the_longest_ttl() {
+        assert_eq!(longest_ttl(100, 50), 100);
+        assert_eq!(longest_ttl(50, 100), 100);
+        assert_eq!(longest_ttl(-1, 100), -1);
+        assert_eq!(longest_ttl(100, -1), -1);
+    }
+
+    #[test]
+    fn missing_counts_as_halted() {
+        assert_eq!(RunOutcome::Processed.stats_field(), "processed");
+        assert_eq!(RunOutcome::Halted.stats_field(), "halted");
+        assert_eq!(RunOutcome::Missing.stats_field(), "halted");
+        assert_eq!(RunOutcome::Failed.stats_field(), "failed");
+    }
+
+    #[test]
+    fn egress_pending_record_shape() {
+        let egress = [
+            Push {
+                list: "out".into(),
+                enqueue: false,
+            },
+            Push {
+                list: "next".into(),
+                enqueue: true,
+            },
+        ];
+        let record = EgressPending::new("main", &egress, &["s3".to_owned()]);
+        assert_eq!(
+            record.to_text(),
+            r#"{"chain":"main","egress_lists":["out","next"],"storages":["s3"]}"#
+        );
+    }
 }

@@ -6,6 +6,11 @@
 //! [`StoreError::Unavailable`] within a few seconds, never a hang: connection and response
 //! timeouts are short, reconnection retries are few, and each operation has a deadline. The
 //! manager reconnects by itself on the next call once Redis is back.
+//!
+//! The one blocking command, the claim's `BLMOVE`, runs on connections of its own
+//! ([`blocking`]), so a claim waiting for work never delays another request.
+
+mod blocking;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,10 +22,12 @@ use uuid::Uuid;
 
 use super::keys::{sorted_set_member, Keys, PENDING_TTL_SECONDS};
 use super::{
-    describe_for_index, party_entries, search_sets, ChainLists, ChainStatus, IndexScore, ListQuery,
-    SearchTerms, Store, StoreError, StoreResult, StoreSettings, VconWrite,
+    asked_ttl, describe_for_index, party_entries, search_sets, ChainLists, ChainStatus,
+    EgressPending, EgressRelease, Finish, IndexScore, ListQuery, Push, RunOutcome, SearchTerms,
+    Store, StoreError, StoreResult, StoreSettings, VconWrite, LONGEST_CLAIM_WAIT,
 };
 use crate::vcon::PartyIndex;
+use blocking::BlockingConnections;
 
 /// How long one connection attempt may take.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,6 +48,10 @@ const SCAN_COUNT: u64 = 500;
 const READ_CHUNK: usize = 100;
 /// The oldest server with `LMOVE`, `BLMOVE` and `LPOP <count>` (redis.md §1).
 const MINIMUM_VERSION: (u32, u32) = (6, 2);
+/// `LMOVE`s per round trip when recovering a processing list.
+const RECOVERY_BATCH: usize = 100;
+/// The shortest `BLMOVE` timeout: Redis reads one that rounds to 0 ms as "block forever".
+const SHORTEST_BLOCK: Duration = Duration::from_millis(1);
 
 /// Gives `vcon:<uuid>` its TTL only when nothing holds it (redis.md §2, api.md §5.13 step 2):
 /// the pending count read and the TTL written cannot be separated by a finishing run. The text
@@ -67,17 +78,72 @@ redis.call('JSON.SET', KEYS[1], '$', ARGV[1])
 return 1
 "#;
 
+/// The TTL step of a finishing run (redis.md §4.2): decrement the pending count, keep the
+/// longest TTL asked, apply it when nothing holds the vCon any more. The count read and the
+/// TTL written cannot be separated by another finishing run or an enqueue.
+/// KEYS: the vCon, its pending hash. ARGV: the TTL asked in seconds (-1 = never), `1` to
+/// decrement the count (`0` for a vCon that holds none: created by a link during the run).
+const TTL_STEP_SCRIPT: &str = r#"
+local count
+if ARGV[2] == '1' then
+  count = redis.call('HINCRBY', KEYS[2], 'count', -1)
+else
+  count = tonumber(redis.call('HGET', KEYS[2], 'count') or '0') or 0
+end
+local ttl = tonumber(ARGV[1])
+local kept = tonumber(redis.call('HGET', KEYS[2], 'ttl') or '')
+if kept and (kept < 0 or (ttl >= 0 and kept > ttl)) then ttl = kept end
+if ttl < 0 then ttl = -1 end
+if count > 0 then
+  redis.call('HSET', KEYS[2], 'ttl', string.format('%d', ttl))
+  return 0
+end
+redis.call('DEL', KEYS[2])
+if ttl < 0 then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('EXPIRE', KEYS[1], string.format('%d', ttl))
+end
+return 1
+"#;
+
+/// Removes a storage whose write succeeded from an egress-pending record (redis.md §4.3), so
+/// that of two storages reprocessed at once exactly one sees the record emptied.
+/// KEYS: the record. ARGV: the storage.
+/// Reply: 0 = no record; 1 = other storages still failing (the record is rewritten without
+/// this one, its TTL kept); else the record's egress lists, to push: the record is left as it
+/// was, for the caller to delete after the push, so a crash in between releases them again.
+const RELEASE_EGRESS_SCRIPT: &str = r#"
+local text = redis.call('GET', KEYS[1])
+if not text then return 0 end
+local record = cjson.decode(text)
+local left = {}
+for _, name in ipairs(record['storages']) do
+  if name ~= ARGV[1] then left[#left + 1] = name end
+end
+if #left > 0 then
+  record['storages'] = left
+  redis.call('SET', KEYS[1], cjson.encode(record), 'KEEPTTL')
+  return 1
+end
+return record['egress_lists']
+"#;
+
 /// The Redis store.
 pub struct RedisStore {
     connection: ConnectionManager,
+    blocking: BlockingConnections,
     settings: StoreSettings,
     keys: Keys,
     sorted_set: String,
     settle_ttl: Script,
     write_json: Script,
-    /// Whether this connection's server is believed to have the scripts of `put_vcon`. False
-    /// at start and after any lost connection (a restarted Redis forgets its scripts); while
-    /// false, `put_vcon` sends `SCRIPT LOAD` ahead of `EVALSHA` in the same pipeline.
+    ttl_step: Script,
+    release_egress: Script,
+    /// Whether this connection's server is believed to have this store's scripts. False at
+    /// start and after any lost connection (a restarted Redis forgets its scripts); while
+    /// false, a pipeline that calls a script sends `SCRIPT LOAD` ahead of it (see
+    /// [`RedisStore::scripted_pipeline`]).
     script_loaded: AtomicBool,
 }
 
@@ -103,6 +169,7 @@ impl RedisStore {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_max_delay(RECONNECT_MAX_DELAY);
+        let blocking = BlockingConnections::new(client.clone(), CONNECTION_TIMEOUT);
         let connecting = ConnectionManager::new_with_config(client, config);
         let connection = match tokio::time::timeout(OPERATION_TIMEOUT, connecting).await {
             Ok(Ok(connection)) => connection,
@@ -126,11 +193,14 @@ impl RedisStore {
         let sorted_set = keys.sorted_set(&settings.sorted_set);
         Ok(RedisStore {
             connection,
+            blocking,
             settings,
             keys,
             sorted_set,
             settle_ttl: Script::new(SETTLE_TTL_SCRIPT),
             write_json: Script::new(WRITE_JSON_SCRIPT),
+            ttl_step: Script::new(TTL_STEP_SCRIPT),
+            release_egress: Script::new(RELEASE_EGRESS_SCRIPT),
             script_loaded: AtomicBool::new(false),
         })
     }
@@ -225,12 +295,103 @@ impl RedisStore {
         }
     }
 
-    /// `SCRIPT LOAD` of the scripts of `put_vcon`.
+    /// `SCRIPT LOAD` of every script of this store.
     fn load_scripts(&self, pipe: &mut Pipeline) {
         pipe.load_script(&self.settle_ttl).ignore();
+        pipe.load_script(&self.ttl_step).ignore();
+        pipe.load_script(&self.release_egress).ignore();
         if self.settings.json_module {
             pipe.load_script(&self.write_json).ignore();
         }
+    }
+
+    /// A pipeline for commands that `EVALSHA` this store's scripts: it starts by loading them
+    /// when the server may have lost them. Send it with [`RedisStore::query_scripted`].
+    fn scripted_pipeline(&self, capacity: usize) -> Pipeline {
+        let mut pipe = Pipeline::with_capacity(capacity + 4);
+        if !self.script_loaded.load(Ordering::Relaxed) {
+            self.load_scripts(&mut pipe);
+        }
+        pipe
+    }
+
+    /// Sends a [`RedisStore::scripted_pipeline`]; its replies (those not ignored), and whether
+    /// it had to be repaired. When Redis had lost the scripts under a live connection
+    /// (`SCRIPT FLUSH`, or a restart that another call noticed first), every other command of
+    /// the pipeline ran and the `EVALSHA`s failed: `repair` adds the scripted commands again,
+    /// sent after loading the scripts, and the replies are that second pipeline's.
+    async fn query_scripted(
+        &self,
+        pipe: &Pipeline,
+        repair: impl FnOnce(&mut Pipeline),
+    ) -> StoreResult<(Value, bool)> {
+        let mut connection = self.connection.clone();
+        let request = pipe.query_async::<Value>(&mut connection);
+        let outcome = tokio::time::timeout(OPERATION_TIMEOUT, request).await;
+        if !matches!(&outcome, Ok(Err(error)) if lost_script(error)) {
+            let replies = self.conclude(outcome, OPERATION_TIMEOUT)?;
+            self.script_loaded.store(true, Ordering::Relaxed);
+            return Ok((replies, false));
+        }
+        let mut again = Pipeline::with_capacity(8);
+        self.load_scripts(&mut again);
+        repair(&mut again);
+        let replies = self.query::<Value>(&again).await?;
+        self.script_loaded.store(true, Ordering::Relaxed);
+        Ok((replies, true))
+    }
+
+    /// Appends the push of `id` onto one list: the enqueue protocol (redis.md §3.1) when an
+    /// enabled chain reads it, else a plain `RPUSH`.
+    fn push_to_list(&self, pipe: &mut Pipeline, list: &str, enqueue: bool, id: &str) {
+        if enqueue {
+            self.raise_pending(pipe, &self.keys.vcon(id), &self.keys.pending(id));
+        }
+        pipe.rpush(self.keys.list(list), id).ignore();
+    }
+
+    /// The TTL step of `finish` (redis.md §4.2).
+    fn ttl_step_call(&self, finish: &Finish<'_>) -> Cmd {
+        let ttl = asked_ttl(finish.ttl).to_string();
+        let decrement = if finish.decrement { "1" } else { "0" };
+        evalsha(
+            &self.ttl_step,
+            &[
+                &self.keys.vcon(finish.uuid),
+                &self.keys.pending(finish.uuid),
+            ],
+            &[&ttl, decrement],
+        )
+    }
+
+    /// `BLMOVE source destination LEFT RIGHT wait` on a connection of its own. The connection
+    /// is given back only after a clean answer: after a timeout its `BLMOVE` may still be
+    /// pending in Redis.
+    async fn blocking_move(
+        &self,
+        source: &str,
+        destination: &str,
+        wait: Duration,
+    ) -> StoreResult<Option<String>> {
+        let wait = wait.clamp(SHORTEST_BLOCK, LONGEST_CLAIM_WAIT);
+        let taking = tokio::time::timeout(OPERATION_TIMEOUT, self.blocking.take()).await;
+        let mut connection = self.conclude(taking, OPERATION_TIMEOUT)?;
+        // The answer comes after the wait; only beyond that is Redis late.
+        let deadline = wait + RESPONSE_TIMEOUT;
+        connection.set_response_timeout(deadline);
+        let mut blmove = redis::cmd("BLMOVE");
+        blmove
+            .arg(source)
+            .arg(destination)
+            .arg("LEFT")
+            .arg("RIGHT")
+            .arg(format!("{:.3}", wait.as_secs_f64()));
+        let request = blmove.query_async::<Option<String>>(&mut connection);
+        // A safety net above the connection's own response timeout.
+        let outcome = tokio::time::timeout(deadline + RESPONSE_TIMEOUT, request).await;
+        let moved = self.conclude(outcome, deadline)?;
+        self.blocking.give_back(connection);
+        Ok(moved)
     }
 
     /// Reads `vcon:*` values in either form (redis.md §1): a pipeline of reads in the
@@ -468,10 +629,7 @@ impl Store for RedisStore {
         let vcon_key = self.keys.vcon(&id);
         let pending_key = self.keys.pending(&id);
         let keys = [vcon_key.as_str(), pending_key.as_str()];
-        let mut pipe = Pipeline::with_capacity(8 + enqueue.len() * 6);
-        if !self.script_loaded.load(Ordering::Relaxed) {
-            self.load_scripts(&mut pipe);
-        }
+        let mut pipe = self.scripted_pipeline(6 + enqueue.len() * 6);
         self.push_write(&mut pipe, &vcon, keys, !enqueue.is_empty());
         self.push_index(
             &mut pipe,
@@ -483,24 +641,17 @@ impl Store for RedisStore {
             self.raise_pending(&mut pipe, &vcon_key, &pending_key);
             pipe.rpush(self.keys.list(list), &id).ignore();
         }
-        let mut connection = self.connection.clone();
-        let request = pipe.query_async::<Value>(&mut connection);
-        let outcome = tokio::time::timeout(OPERATION_TIMEOUT, request).await;
-        if !matches!(&outcome, Ok(Err(error)) if lost_script(error)) {
-            self.conclude(outcome, OPERATION_TIMEOUT)?;
-            self.script_loaded.store(true, Ordering::Relaxed);
-            return Ok(());
+        // When the scripts were lost, the rest of the pipeline ran: the vCon and its TTL are
+        // written again (both idempotent). In JSON form a worker that took the uuid in between
+        // finds it missing and drops it (redis.md §5): rare, and logged.
+        let (_, repaired) = self
+            .query_scripted(&pipe, |repair| {
+                self.push_write(repair, &vcon, keys, !enqueue.is_empty())
+            })
+            .await?;
+        if repaired {
+            tracing::warn!(vcon_id = %id, "Redis had lost the put_vcon scripts: wrote the vCon again after its index and queue entries");
         }
-        // The script cache was flushed under a live connection (SCRIPT FLUSH, or a restart
-        // that another call noticed first). The rest of the pipeline ran; write the vCon and
-        // its TTL again (both idempotent), loading the scripts. In JSON form a worker that took
-        // the uuid in between finds it missing and drops it (redis.md §5): rare, and logged.
-        tracing::warn!(vcon_id = %id, "Redis had lost the put_vcon scripts: wrote the vCon again after its index and queue entries");
-        let mut repair = Pipeline::with_capacity(4);
-        self.load_scripts(&mut repair);
-        self.push_write(&mut repair, &vcon, keys, !enqueue.is_empty());
-        self.query::<Value>(&repair).await?;
-        self.script_loaded.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -759,6 +910,286 @@ impl Store for RedisStore {
             cursor = next;
         }
     }
+
+    async fn register_instance(&self, id: &str, info: &str, ttl: u64) -> StoreResult<()> {
+        let mut pipe = Pipeline::with_capacity(2);
+        pipe.sadd(self.keys.instances(), id)
+            .ignore()
+            .set_ex(self.keys.instance(id), info, ttl.max(1))
+            .ignore();
+        self.query::<Value>(&pipe).await.map(drop)
+    }
+
+    async fn heartbeat(&self, id: &str, info: &str, ttl: u64) -> StoreResult<bool> {
+        let mut pipe = Pipeline::with_capacity(2);
+        // SET … GET answers the value it replaced: nil when the heartbeat had expired. The
+        // SADD restores the membership a recovery by another instance removed.
+        pipe.cmd("SET")
+            .arg(self.keys.instance(id))
+            .arg(info)
+            .arg("EX")
+            .arg(ttl.max(1))
+            .arg("GET")
+            .sadd(self.keys.instances(), id)
+            .ignore();
+        let (previous,): (Option<Vec<u8>>,) = self.query(&pipe).await?;
+        Ok(previous.is_some())
+    }
+
+    async fn note_consumed_list(&self, id: &str, list: &str) -> StoreResult<()> {
+        self.query_cmd(
+            redis::cmd("SADD")
+                .arg(self.keys.instance_lists(id))
+                .arg(list),
+        )
+        .await
+    }
+
+    async fn claim(
+        &self,
+        list: &str,
+        instance_id: &str,
+        wait: Duration,
+    ) -> StoreResult<Option<String>> {
+        let source = self.keys.list(list);
+        let processing = self.keys.processing(list, instance_id);
+        let item = if wait.is_zero() {
+            let mut lmove = redis::cmd("LMOVE");
+            lmove.arg(&source).arg(&processing).arg("LEFT").arg("RIGHT");
+            self.query_cmd::<Option<String>>(&lmove).await?
+        } else {
+            self.blocking_move(&source, &processing, wait).await?
+        };
+        let Some(item) = item else {
+            return Ok(None);
+        };
+        let mut pipe = Pipeline::with_capacity(2);
+        pipe.persist(self.keys.vcon(item.as_str()))
+            .ignore()
+            .cmd("LPOP")
+            .arg(self.keys.context(list, item.as_str()))
+            .ignore();
+        if let Err(error) = self.query::<Value>(&pipe).await {
+            // The item is in the processing list now: handing it over beats stranding it
+            // there. Without the PERSIST, a TTL a Python producer set may run out in flight.
+            tracing::warn!(vcon_id = %item, list, %error, "claimed, but could not remove the vCon's TTL and trace context");
+        }
+        Ok(Some(item))
+    }
+
+    async fn write_back(&self, uuid: Uuid, text: &str) -> StoreResult<()> {
+        let key = self.keys.vcon(uuid);
+        if !self.settings.json_module {
+            // SET drops a TTL, and a vCon in flight has none to keep.
+            return self.query_cmd(redis::cmd("SET").arg(&key).arg(text)).await;
+        }
+        let write = || evalsha(&self.write_json, &[&key], &[text]);
+        let mut pipe = self.scripted_pipeline(1);
+        pipe.add_command(write()).ignore();
+        self.query_scripted(&pipe, |repair| {
+            repair.add_command(write()).ignore();
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn finish(&self, finish: &Finish<'_>) -> StoreResult<()> {
+        let id = finish.uuid.to_string();
+        let pushes = finish.egress.len() + finish.routes.len();
+        let mut pipe = self.scripted_pipeline(4 + finish.failed_storages.len() + pushes * 6);
+        if finish.outcome == RunOutcome::Failed {
+            pipe.rpush(self.keys.dlq(finish.ingress_list), finish.item)
+                .ignore();
+        }
+        for storage in finish.failed_storages {
+            pipe.rpush(self.keys.storage_dlq(storage), &id).ignore();
+        }
+        if finish.failed_storages.is_empty() {
+            for Push { list, enqueue } in finish.egress {
+                self.push_to_list(&mut pipe, list, *enqueue, &id);
+            }
+        } else if !finish.egress.is_empty() {
+            let record = EgressPending::new(finish.chain, finish.egress, finish.failed_storages);
+            let mut set = redis::cmd("SET");
+            set.arg(self.keys.egress_pending(&id)).arg(record.to_text());
+            if self.settings.dlq_ttl > 0 {
+                set.arg("EX").arg(self.settings.dlq_ttl);
+            }
+            pipe.add_command(set).ignore();
+        }
+        for Push { list, enqueue } in finish.routes {
+            self.push_to_list(&mut pipe, list, *enqueue, &id);
+        }
+        pipe.add_command(self.ttl_step_call(finish))
+            .ignore()
+            .hincr(
+                self.keys.chain_stats(finish.chain),
+                finish.outcome.stats_field(),
+                1,
+            )
+            .ignore()
+            .lrem(
+                self.keys
+                    .processing(finish.ingress_list, finish.instance_id),
+                1,
+                finish.item,
+            )
+            .ignore();
+        // When the script was lost, everything else ran and only the TTL step is missing:
+        // it runs once, after them, which is still before anything could depend on it.
+        let (_, repaired) = self
+            .query_scripted(&pipe, |repair| {
+                repair.add_command(self.ttl_step_call(finish)).ignore();
+            })
+            .await?;
+        if repaired {
+            tracing::warn!(vcon_id = %id, "Redis had lost the TTL step script: ran it again after the rest of the finish");
+        }
+        Ok(())
+    }
+
+    async fn dead_instances(&self, own_id: &str) -> StoreResult<Vec<String>> {
+        let ids: Vec<String> = self
+            .query_cmd(redis::cmd("SMEMBERS").arg(self.keys.instances()))
+            .await?;
+        let mut others: Vec<String> = ids.into_iter().filter(|id| id != own_id).collect();
+        if others.is_empty() {
+            return Ok(others);
+        }
+        let mut pipe = Pipeline::with_capacity(others.len());
+        for id in &others {
+            pipe.exists(self.keys.instance(id));
+        }
+        let alive: Vec<bool> = self.query(&pipe).await?;
+        let mut alive = alive.into_iter();
+        others.retain(|_| !alive.next().unwrap_or(true));
+        others.sort_unstable();
+        Ok(others)
+    }
+
+    async fn recover_instance(&self, id: &str) -> StoreResult<Vec<(String, u64)>> {
+        let lists_key = self.keys.instance_lists(id);
+        let mut lists: Vec<String> = self
+            .query_cmd(redis::cmd("SMEMBERS").arg(&lists_key))
+            .await?;
+        lists.sort_unstable();
+        let mut recovered = Vec::with_capacity(lists.len());
+        for list in lists {
+            let processing = self.keys.processing(&list, id);
+            let destination = self.keys.list(&list);
+            let mut moved = 0;
+            loop {
+                // Right to left, one at a time: the oldest item ends at the head.
+                let mut pipe = Pipeline::with_capacity(RECOVERY_BATCH);
+                for _ in 0..RECOVERY_BATCH {
+                    pipe.cmd("LMOVE")
+                        .arg(&processing)
+                        .arg(&destination)
+                        .arg("RIGHT")
+                        .arg("LEFT");
+                }
+                let replies: Vec<Option<Vec<u8>>> = self.query(&pipe).await?;
+                let batch = replies.iter().filter(|reply| reply.is_some()).count();
+                moved += batch as u64;
+                if batch < RECOVERY_BATCH {
+                    break;
+                }
+            }
+            recovered.push((list, moved));
+        }
+        let mut pipe = Pipeline::with_capacity(2);
+        pipe.del(&lists_key)
+            .ignore()
+            .srem(self.keys.instances(), id)
+            .ignore();
+        self.query::<Value>(&pipe).await?;
+        Ok(recovered)
+    }
+
+    async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
+        self.query_cmd(redis::cmd("DEL").arg(self.keys.instance(id)))
+            .await
+    }
+
+    async fn storage_dlq_head(&self, storage: &str, count: usize) -> StoreResult<Vec<String>> {
+        if count == 0 {
+            return Ok(Vec::new()); // LRANGE 0 -1 would read the whole list
+        }
+        let stop = i64::try_from(count).unwrap_or(i64::MAX) - 1;
+        let mut lrange = redis::cmd("LRANGE");
+        lrange.arg(self.keys.storage_dlq(storage)).arg(0).arg(stop);
+        self.query_cmd(&lrange).await
+    }
+
+    async fn storage_dlq_done(
+        &self,
+        storage: &str,
+        uuid: &str,
+        released: bool,
+        enqueue_lists: &[String],
+    ) -> StoreResult<EgressRelease> {
+        let record = self.keys.egress_pending(uuid);
+        let release = if released {
+            // The record's slot is its own: the pushes cannot join the script (Cluster), so
+            // they follow in a second round trip, with the entry's removal.
+            let call = || evalsha(&self.release_egress, &[&record], &[storage]);
+            let mut pipe = self.scripted_pipeline(1);
+            pipe.add_command(call());
+            let (replies, _) = self
+                .query_scripted(&pipe, |repair| {
+                    repair.add_command(call());
+                })
+                .await?;
+            egress_release(replies)?
+        } else {
+            EgressRelease::NoRecord
+        };
+        let mut pipe = Pipeline::new();
+        if let EgressRelease::Released(lists) = &release {
+            for list in lists {
+                self.push_to_list(&mut pipe, list, enqueue_lists.contains(list), uuid);
+            }
+            pipe.del(&record).ignore();
+        }
+        pipe.lrem(self.keys.storage_dlq(storage), 1, uuid).ignore();
+        self.query::<Value>(&pipe).await?;
+        Ok(release)
+    }
+
+    async fn put_blob(&self, name: &str, text: &str, ttl: u64) -> StoreResult<()> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.keys.blob(name)).arg(text);
+        if ttl > 0 {
+            set.arg("EX").arg(ttl);
+        }
+        self.query_cmd(&set).await
+    }
+
+    async fn get_blob(&self, name: &str) -> StoreResult<Option<String>> {
+        let key = self.keys.blob(name);
+        let value: Option<Vec<u8>> = self.query_cmd(redis::cmd("GET").arg(&key)).await?;
+        value.map(|bytes| utf8(&key, bytes)).transpose()
+    }
+
+    async fn delete_blob(&self, name: &str) -> StoreResult<bool> {
+        let deleted: u64 = self
+            .query_cmd(redis::cmd("DEL").arg(self.keys.blob(name)))
+            .await?;
+        Ok(deleted > 0)
+    }
+}
+
+/// The reply of [`RELEASE_EGRESS_SCRIPT`], in a pipeline's replies.
+fn egress_release(replies: Value) -> StoreResult<EgressRelease> {
+    let reply = match replies {
+        Value::Array(mut replies) => replies.pop(),
+        other => Some(other),
+    };
+    match reply {
+        Some(Value::Int(0)) => Ok(EgressRelease::NoRecord),
+        Some(Value::Int(1)) => Ok(EgressRelease::Waiting),
+        lists => parse(lists, "the egress release").map(EgressRelease::Released),
+    }
 }
 
 impl RedisStore {
@@ -835,5 +1266,35 @@ mod tests {
         assert!(!SETTLE_TTL_SCRIPT.contains("ARGV[2]"));
         assert!(WRITE_JSON_SCRIPT.contains("KEYS[1]") && WRITE_JSON_SCRIPT.contains("ARGV[1]"));
         assert!(!WRITE_JSON_SCRIPT.contains("KEYS[2]"));
+        for argument in ["KEYS[1]", "KEYS[2]", "ARGV[1]", "ARGV[2]"] {
+            assert!(TTL_STEP_SCRIPT.contains(argument), "{argument}");
+        }
+        assert!(!TTL_STEP_SCRIPT.contains("KEYS[3]") && !TTL_STEP_SCRIPT.contains("ARGV[3]"));
+        assert!(RELEASE_EGRESS_SCRIPT.contains("KEYS[1]"));
+        assert!(RELEASE_EGRESS_SCRIPT.contains("ARGV[1]"));
+        assert!(!RELEASE_EGRESS_SCRIPT.contains("KEYS[2]"));
+        assert!(!RELEASE_EGRESS_SCRIPT.contains("ARGV[2]"));
+    }
+
+    #[test]
+    fn egress_release_replies() {
+        let reply = |value| Value::Array(vec![value]);
+        assert_eq!(
+            egress_release(reply(Value::Int(0))).unwrap(),
+            EgressRelease::NoRecord
+        );
+        assert_eq!(
+            egress_release(reply(Value::Int(1))).unwrap(),
+            EgressRelease::Waiting
+        );
+        let lists = Value::Array(vec![
+            Value::BulkString(b"out".to_vec()),
+            Value::BulkString(b"next".to_vec()),
+        ]);
+        assert_eq!(
+            egress_release(reply(lists)).unwrap(),
+            EgressRelease::Released(vec!["out".into(), "next".into()])
+        );
+        assert!(egress_release(reply(Value::Int(7))).is_err());
     }
 }

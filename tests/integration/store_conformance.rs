@@ -19,7 +19,8 @@ use conserver::store::keys::{Keys, PartyField};
 use conserver::store::memory::MemoryStore;
 use conserver::store::redis::RedisStore;
 use conserver::store::{
-    ChainLists, ChainStatus, ListQuery, SearchTerms, Store, StoreError, StoreSettings, VconWrite,
+    ChainLists, ChainStatus, EgressRelease, Finish, ListQuery, Push, RunOutcome, SearchTerms,
+    Store, StoreError, StoreSettings, VconWrite,
 };
 use conserver::vcon::PartyIndex;
 use redis::Value;
@@ -293,6 +294,24 @@ conformance! {
     get_vcons_order_with_misses;
     keys_carry_the_prefix;
     a_vcon_key_of_another_type_is_a_backend_error;
+    claim_moves_into_processing_and_takes_the_vcon_in_hand;
+    claim_waits_then_returns_none;
+    claim_wakes_when_an_item_is_pushed;
+    write_back_replaces_the_text;
+    finish_processed_pushes_egress_and_routes_then_acknowledges;
+    finish_failed_dead_letters_the_item;
+    finish_halted_and_missing_count_as_halted;
+    finish_with_a_dead_lettered_storage_holds_the_egress_back;
+    egress_record_without_ttl_when_dlq_ttl_is_zero with |settings| settings.dlq_ttl = 0;
+    ttl_step_keeps_the_longest_and_applies_it_at_the_last_run;
+    ttl_step_zero_means_never;
+    ttl_step_for_a_vcon_without_a_pending_count;
+    recover_moves_items_back_to_the_head_oldest_first;
+    dead_instances_are_those_without_a_heartbeat;
+    heartbeat_registers_again_after_expiry;
+    storage_dlq_done_releases_the_egress_after_the_last_storage;
+    storage_dlq_done_without_release_only_removes_the_entry;
+    blobs_with_and_without_ttl;
 }
 
 async fn kind_and_ping(h: Arc<Harness>) {
@@ -987,4 +1006,751 @@ async fn open_without_url_is_the_memory_store() {
         .await
         .unwrap();
     assert_eq!(store.kind(), "redis");
+}
+
+// --- The processing engine: claim, finish, recovery (redis.md §3–§4). ---
+
+const INSTANCE: &str = "inst-1";
+
+/// `LRANGE key 0 -1`.
+async fn list_items(h: &Harness, key: &str) -> Vec<String> {
+    texts(h.raw(&["LRANGE", key, "0", "-1"]).await)
+}
+
+/// `HGETALL key` as sorted `(field, value)` pairs.
+async fn hash(h: &Harness, key: &str) -> Vec<(String, String)> {
+    let flat = texts(h.raw(&["HGETALL", key]).await);
+    let mut pairs: Vec<(String, String)> = flat
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+fn push(list: &str, enqueue: bool) -> Push {
+    Push {
+        list: list.to_owned(),
+        enqueue,
+    }
+}
+
+/// A finish of `uuid` taken from `calls` by [`INSTANCE`] for the chain `main`, with nothing to
+/// push; tests set what they exercise.
+fn finish_of(uuid: &str, outcome: RunOutcome, ttl: u64) -> Finish<'_> {
+    Finish {
+        chain: "main",
+        ingress_list: "calls",
+        instance_id: INSTANCE,
+        item: uuid,
+        uuid: Uuid::parse_str(uuid).unwrap(),
+        outcome,
+        failed_storages: &[],
+        egress: &[],
+        routes: &[],
+        ttl,
+        decrement: true,
+    }
+}
+
+/// A vCon put on `calls` and claimed by [`INSTANCE`]: pending count 1, in the processing list.
+async fn claimed(h: &Harness) -> String {
+    let uuid = Uuid::new_v4();
+    h.put_plain(uuid, 1, &["calls"]).await;
+    let item = h
+        .store
+        .claim("calls", INSTANCE, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(item, Some(uuid.to_string()));
+    uuid.to_string()
+}
+
+async fn claim_moves_into_processing_and_takes_the_vcon_in_hand(h: Arc<Harness>) {
+    let ids = sorted_uuids(2);
+    let (a, b) = (ids[0], ids[1]);
+    // A Python producer: a TTL on the vCon, a plain RPUSH, and a trace context.
+    h.put_plain(a, 1, &[]).await;
+    assert!(h.ttl(&h.keys.vcon(a)).await > 0);
+    h.raw(&[
+        "RPUSH",
+        &h.keys.list("calls"),
+        &a.to_string(),
+        &b.to_string(),
+    ])
+    .await;
+    let context = h.keys.context("calls", a);
+    h.raw(&["RPUSH", &context, "{\"trace\":1}", "{\"trace\":2}"])
+        .await;
+
+    let item = h
+        .store
+        .claim("calls", INSTANCE, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(item, Some(a.to_string()));
+    assert_eq!(list_items(&h, &h.keys.list("calls")).await, [b.to_string()]);
+    let processing = h.keys.processing("calls", INSTANCE);
+    assert_eq!(list_items(&h, &processing).await, [a.to_string()]);
+    assert_eq!(h.ttl(&h.keys.vcon(a)).await, -1);
+    assert_eq!(list_items(&h, &context).await, ["{\"trace\":2}"]);
+
+    // Oldest first; a zero wait does not block.
+    let item = h.store.claim("calls", INSTANCE, Duration::ZERO).await;
+    assert_eq!(item.unwrap(), Some(b.to_string()));
+    assert_eq!(
+        list_items(&h, &processing).await,
+        [a.to_string(), b.to_string()]
+    );
+    let started = Instant::now();
+    let item = h.store.claim("calls", INSTANCE, Duration::ZERO).await;
+    assert_eq!(item.unwrap(), None);
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+async fn claim_waits_then_returns_none(h: Arc<Harness>) {
+    let started = Instant::now();
+    let item = h
+        .store
+        .claim("calls", INSTANCE, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(item, None);
+    assert!(
+        (Duration::from_millis(290)..Duration::from_secs(2)).contains(&waited),
+        "waited {waited:?}"
+    );
+    assert_eq!(
+        h.raw(&["EXISTS", &h.keys.processing("calls", INSTANCE)])
+            .await,
+        Value::Int(0)
+    );
+}
+
+async fn claim_wakes_when_an_item_is_pushed(h: Arc<Harness>) {
+    let uuid = Uuid::new_v4();
+    let waiting = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let item = h
+                .store
+                .claim("calls", INSTANCE, Duration::from_secs(10))
+                .await;
+            (item.unwrap(), started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another list does not wake it with its item.
+    h.store.enqueue("other", &[Uuid::new_v4()]).await.unwrap();
+    h.store.enqueue("calls", &[uuid]).await.unwrap();
+    let (item, waited) = waiting.await.unwrap();
+    assert_eq!(item, Some(uuid.to_string()));
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+    assert_eq!(h.store.list_len("other").await.unwrap(), 1);
+}
+
+async fn write_back_replaces_the_text(h: Arc<Harness>) {
+    let uuid = claimed(&h).await;
+    let uuid = Uuid::parse_str(&uuid).unwrap();
+    h.store
+        .write_back(uuid, r#"{"written":"back"}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store.get_vcon(uuid).await.unwrap().as_deref(),
+        Some(r#"{"written":"back"}"#)
+    );
+    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
+    assert_eq!(h.pending_count(uuid).await, Some(1));
+}
+
+async fn finish_processed_pushes_egress_and_routes_then_acknowledges(h: Arc<Harness>) {
+    let uuid = claimed(&h).await;
+    let egress = [push("out", false), push("next", true)];
+    let routes = [push("routed", true), push("external", false)];
+    let finish = Finish {
+        egress: &egress,
+        routes: &routes,
+        ..finish_of(&uuid, RunOutcome::Processed, 60)
+    };
+    h.store.finish(&finish).await.unwrap();
+
+    for list in ["out", "next", "routed", "external"] {
+        assert_eq!(
+            list_items(&h, &h.keys.list(list)).await,
+            [uuid.as_str()],
+            "{list}"
+        );
+    }
+    let id = Uuid::parse_str(&uuid).unwrap();
+    // 1 (claimed) + 2 enqueued − 1 (this run): still held, so no TTL yet.
+    assert_eq!(h.pending_count(id).await, Some(2));
+    assert_eq!(h.ttl(&h.keys.vcon(id)).await, -1);
+    assert_eq!(
+        hash(&h, &h.keys.chain_stats("main")).await,
+        [("processed".to_owned(), "1".to_owned())]
+    );
+    assert_eq!(
+        h.raw(&["EXISTS", &h.keys.processing("calls", INSTANCE)])
+            .await,
+        Value::Int(0)
+    );
+    assert!(h.store.dlq_items("calls").await.unwrap().is_empty());
+    assert_eq!(
+        h.raw(&["EXISTS", &h.keys.egress_pending(id)]).await,
+        Value::Int(0)
+    );
+}
+
+async fn finish_failed_dead_letters_the_item(h: Arc<Harness>) {
+    let uuid = claimed(&h).await;
+    let other = claimed(&h).await;
+    let routes = [push("routed", false)];
+    let finish = Finish {
+        routes: &routes,
+        ..finish_of(&uuid, RunOutcome::Failed, h.settings.dlq_ttl)
+    };
+    h.store.finish(&finish).await.unwrap();
+
+    assert_eq!(h.store.dlq_items("calls").await.unwrap(), [uuid.as_str()]);
+    assert_eq!(
+        list_items(&h, &h.keys.list("routed")).await,
+        [uuid.as_str()]
+    );
+    let id = Uuid::parse_str(&uuid).unwrap();
+    let ttl = h.ttl(&h.keys.vcon(id)).await;
+    assert!((604_790..=604_800).contains(&ttl), "ttl {ttl}");
+    assert_eq!(h.pending_count(id).await, None);
+    assert_eq!(
+        hash(&h, &h.keys.chain_stats("main")).await,
+        [("failed".to_owned(), "1".to_owned())]
+    );
+    // Only this item left the processing list.
+    let processing = h.keys.processing("calls", INSTANCE);
+    assert_eq!(list_items(&h, &processing).await, [other]);
+}
+
+async fn finish_halted_and_missing_count_as_halted(h: Arc<Harness>) {
+    let halted = claimed(&h).await;
+    let egress = [push("out", false)];
+    let finish = Finish {
+        // A halted run pushes no egress: the caller passes none.
+        routes: &egress,
+        ..finish_of(&halted, RunOutcome::Halted, 60)
+    };
+    h.store.finish(&finish).await.unwrap();
+    let ttl = h.ttl(&h.keys.vcon(Uuid::parse_str(&halted).unwrap())).await;
+    assert!((50..=60).contains(&ttl), "ttl {ttl}");
+
+    // Missing: deleted while queued; the TTL step only settles the count.
+    let missing = claimed(&h).await;
+    let missing_id = Uuid::parse_str(&missing).unwrap();
+    h.store
+        .delete_vcon(missing_id, &PartyIndex::default())
+        .await
+        .unwrap();
+    h.store
+        .finish(&finish_of(&missing, RunOutcome::Missing, 60))
+        .await
+        .unwrap();
+    assert_eq!(h.pending_count(missing_id).await, None);
+    assert_eq!(
+        h.raw(&["EXISTS", &h.keys.vcon(missing_id)]).await,
+        Value::Int(0)
+    );
+
+    assert_eq!(
+        hash(&h, &h.keys.chain_stats("main")).await,
+        [("halted".to_owned(), "2".to_owned())]
+    );
+    assert!(h.store.dlq_items("calls").await.unwrap().is_empty());
+    assert_eq!(
+        h.raw(&["EXISTS", &h.keys.processing("calls", INSTANCE)])
+            .await,
+        Value::Int(0)
+    );
+}
+
+async fn finish_with_a_dead_lettered_storage_holds_the_egress_back(h: Arc<Harness>) {
+    let uuid = claimed(&h).await;
+    let id = Uuid::parse_str(&uuid).unwrap();
+    let failed = strings(&["s3", "pg"]);
+    let egress = [push("out", false), push("next", true)];
+    let routes = [push("routed", false)];
+    let finish = Finish {
+        failed_storages: &failed,
+        egress: &egress,
+        routes: &routes,
+        ..finish_of(&uuid, RunOutcome::Processed, h.settings.dlq_ttl)
+    };
+    h.store.finish(&finish).await.unwrap();
+
+    assert_eq!(
+        h.store.storage_dlq_items("s3").await.unwrap(),
+        [uuid.as_str()]
+    );
+    assert_eq!(
+        h.store.storage_dlq_items("pg").await.unwrap(),
+        [uuid.as_str()]
+    );
+    assert_eq!(h.store.list_len("out").await.unwrap(), 0);
+    assert_eq!(h.store.list_len("next").await.unwrap(), 0);
+    // Routes are not egress: they go at once.
+    assert_eq!(h.store.list_len("routed").await.unwrap(), 1);
+    let record_key = h.keys.egress_pending(id);
+    let record = text(h.raw(&["GET", &record_key]).await).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(
+        record,
+        serde_json::json!({"chain": "main", "egress_lists": ["out", "next"], "storages": ["s3", "pg"]})
+    );
+    let record_ttl = h.ttl(&record_key).await;
+    assert!(
+        (604_790..=604_800).contains(&record_ttl),
+        "ttl {record_ttl}"
+    );
+    let ttl = h.ttl(&h.keys.vcon(id)).await;
+    assert!((604_790..=604_800).contains(&ttl), "ttl {ttl}");
+    assert_eq!(
+        hash(&h, &h.keys.chain_stats("main")).await,
+        [("processed".to_owned(), "1".to_owned())]
+    );
+
+    // A chain without egress lists writes no record.
+    let other = claimed(&h).await;
+    let finish = Finish {
+        failed_storages: &failed,
+        ..finish_of(&other, RunOutcome::Processed, h.settings.dlq_ttl)
+    };
+    h.store.finish(&finish).await.unwrap();
+    let other_record = h.keys.egress_pending(Uuid::parse_str(&other).unwrap());
+    assert_eq!(h.raw(&["EXISTS", &other_record]).await, Value::Int(0));
+    assert_eq!(
+        h.store.storage_dlq_items("s3").await.unwrap(),
+        [uuid, other]
+    );
+}
+
+async fn egress_record_without_ttl_when_dlq_ttl_is_zero(h: Arc<Harness>) {
+    let uuid = claimed(&h).await;
+    let failed = strings(&["s3"]);
+    let egress = [push("out", false)];
+    let finish = Finish {
+        failed_storages: &failed,
+        egress: &egress,
+        ..finish_of(&uuid, RunOutcome::Processed, 0)
+    };
+    h.store.finish(&finish).await.unwrap();
+    let id = Uuid::parse_str(&uuid).unwrap();
+    assert_eq!(h.ttl(&h.keys.egress_pending(id)).await, -1);
+    assert_eq!(h.ttl(&h.keys.vcon(id)).await, -1);
+}
+
+async fn ttl_step_keeps_the_longest_and_applies_it_at_the_last_run(h: Arc<Harness>) {
+    let uuid = Uuid::new_v4();
+    let id = uuid.to_string();
+    // Two runs: one from each list.
+    h.put_plain(uuid, 1, &["calls", "archive"]).await;
+    let taken = h.store.claim("calls", INSTANCE, Duration::ZERO).await;
+    assert_eq!(taken.unwrap(), Some(id.clone()));
+    let taken = h.store.claim("archive", INSTANCE, Duration::ZERO).await;
+    assert_eq!(taken.unwrap(), Some(id.clone()));
+
+    h.store
+        .finish(&finish_of(&id, RunOutcome::Processed, 500))
+        .await
+        .unwrap();
+    // The other run still holds it: no TTL, the longest asked kept.
+    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
+    assert_eq!(
+        hash(&h, &h.keys.pending(uuid)).await,
+        [
+            ("count".to_owned(), "1".to_owned()),
+            ("ttl".to_owned(), "500".to_owned())
+        ]
+    );
+
+    let last = Finish {
+        ingress_list: "archive",
+        ..finish_of(&id, RunOutcome::Processed, 100)
+    };
+    h.store.finish(&last).await.unwrap();
+    let ttl = h.ttl(&h.keys.vcon(uuid)).await;
+    assert!((490..=500).contains(&ttl), "ttl {ttl}");
+    assert_eq!(
+        h.raw(&["EXISTS", &h.keys.pending(uuid)]).await,
+        Value::Int(0)
+    );
+    assert_eq!(
+        h.raw(&["EXISTS", &h.keys.processing("archive", INSTANCE)])
+            .await,
+        Value::Int(0)
+    );
+}
+
+async fn ttl_step_zero_means_never(h: Arc<Harness>) {
+    // "Never" asked first wins over a later TTL.
+    let uuid = Uuid::new_v4();
+    let id = uuid.to_string();
+    h.put_plain(uuid, 1, &["calls", "calls"]).await;
+    h.store
+        .finish(&finish_of(&id, RunOutcome::Processed, 0))
+        .await
+        .unwrap();
+    h.store
+        .finish(&finish_of(&id, RunOutcome::Processed, 100))
+        .await
+        .unwrap();
+    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
+    assert_eq!(h.pending_count(uuid).await, None);
+
+    // And asked last, over an earlier TTL.
+    let uuid = Uuid::new_v4();
+    let id = uuid.to_string();
+    h.put_plain(uuid, 1, &["calls", "calls"]).await;
+    h.store
+        .finish(&finish_of(&id, RunOutcome::Processed, 100))
+        .await
+        .unwrap();
+    h.store
+        .finish(&finish_of(&id, RunOutcome::Processed, 0))
+        .await
+        .unwrap();
+    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
+    assert_eq!(h.pending_count(uuid).await, None);
+}
+
+async fn ttl_step_for_a_vcon_without_a_pending_count(h: Arc<Harness>) {
+    // A vCon a link created during the run: no count to decrement, the TTL applies at once.
+    let created = Uuid::new_v4();
+    h.put_plain(created, 1, &[]).await;
+    let item = claimed(&h).await;
+    let finish = Finish {
+        uuid: created,
+        decrement: false,
+        ..finish_of(&item, RunOutcome::Processed, 120)
+    };
+    h.store.finish(&finish).await.unwrap();
+    let ttl = h.ttl(&h.keys.vcon(created)).await;
+    assert!((110..=120).contains(&ttl), "ttl {ttl}");
+    assert_eq!(h.pending_count(created).await, None);
+    // Without the decrement a count held by queued runs stays, and only the TTL is kept.
+    h.store.enqueue("calls", &[created]).await.unwrap();
+    h.store.finish(&finish).await.unwrap();
+    assert_eq!(h.ttl(&h.keys.vcon(created)).await, -1);
+    assert_eq!(h.pending_count(created).await, Some(1));
+}
+
+async fn recover_moves_items_back_to_the_head_oldest_first(h: Arc<Harness>) {
+    let dead = "dead-1";
+    let ids: Vec<String> = (0..4).map(|_| Uuid::new_v4().to_string()).collect();
+    h.store.register_instance(dead, "{}", 30).await.unwrap();
+    h.store.note_consumed_list(dead, "calls").await.unwrap();
+    h.store.note_consumed_list(dead, "archive").await.unwrap();
+    h.store.note_consumed_list(dead, "empty").await.unwrap();
+    h.raw(&["RPUSH", &h.keys.list("calls"), &ids[0], &ids[1], &ids[2]])
+        .await;
+    h.raw(&["RPUSH", &h.keys.list("archive"), &ids[3]]).await;
+    for _ in 0..2 {
+        let taken = h.store.claim("calls", dead, Duration::ZERO).await;
+        assert!(taken.unwrap().is_some());
+    }
+    let taken = h.store.claim("archive", dead, Duration::ZERO).await;
+    assert!(taken.unwrap().is_some());
+    // Newer work arrived meanwhile.
+    h.raw(&["RPUSH", &h.keys.list("calls"), "newer"]).await;
+
+    let recovered = h.store.recover_instance(dead).await.unwrap();
+    assert_eq!(
+        recovered,
+        [
+            ("archive".to_owned(), 1),
+            ("calls".to_owned(), 2),
+            ("empty".to_owned(), 0)
+        ]
+    );
+    assert_eq!(
+        list_items(&h, &h.keys.list("calls")).await,
+        [ids[0].as_str(), &ids[1], &ids[2], "newer"]
+    );
+    assert_eq!(
+        list_items(&h, &h.keys.list("archive")).await,
+        [ids[3].as_str()]
+    );
+    for key in [
+        h.keys.processing("calls", dead),
+        h.keys.processing("archive", dead),
+        h.keys.instance_lists(dead),
+    ] {
+        assert_eq!(h.raw(&["EXISTS", &key]).await, Value::Int(0), "{key}");
+    }
+    assert!(texts(h.raw(&["SMEMBERS", &h.keys.instances()]).await).is_empty());
+    // Recovering again (another instance got there first) finds nothing to do.
+    assert!(h.store.recover_instance(dead).await.unwrap().is_empty());
+}
+
+async fn dead_instances_are_those_without_a_heartbeat(h: Arc<Harness>) {
+    h.store.register_instance("own", "{}", 30).await.unwrap();
+    h.store.register_instance("live", "{}", 30).await.unwrap();
+    // Registered, then its heartbeat expired.
+    h.raw(&["SADD", &h.keys.instances(), "ghost"]).await;
+    assert_eq!(h.store.dead_instances("own").await.unwrap(), ["ghost"]);
+
+    h.store.deregister_instance("live").await.unwrap();
+    assert_eq!(
+        h.raw(&["EXISTS", &h.keys.instance("live")]).await,
+        Value::Int(0)
+    );
+    assert_eq!(
+        h.store.dead_instances("own").await.unwrap(),
+        ["ghost", "live"]
+    );
+    // Its own id is never dead to an instance, heartbeat or not.
+    h.store.deregister_instance("own").await.unwrap();
+    assert_eq!(
+        h.store.dead_instances("own").await.unwrap(),
+        ["ghost", "live"]
+    );
+}
+
+async fn heartbeat_registers_again_after_expiry(h: Arc<Harness>) {
+    let info = r#"{"host":"h","pid":1,"version":"v","started_at":"2024-01-01T00:00:00Z"}"#;
+    h.store.register_instance("i", info, 30).await.unwrap();
+    let heartbeat = h.keys.instance("i");
+    assert_eq!(
+        text(h.raw(&["GET", &heartbeat]).await).as_deref(),
+        Some(info)
+    );
+    let ttl = h.ttl(&heartbeat).await;
+    assert!((29..=30).contains(&ttl), "ttl {ttl}");
+    assert!(h.store.heartbeat("i", info, 45).await.unwrap());
+    let ttl = h.ttl(&heartbeat).await;
+    assert!((44..=45).contains(&ttl), "ttl {ttl}");
+
+    // Considered dead and recovered by another instance meanwhile.
+    h.raw(&["DEL", &heartbeat]).await;
+    h.store.recover_instance("i").await.unwrap();
+    assert!(!h.store.heartbeat("i", info, 30).await.unwrap());
+    assert_eq!(
+        text(h.raw(&["GET", &heartbeat]).await).as_deref(),
+        Some(info)
+    );
+    assert!(h.ttl(&heartbeat).await > 0);
+    assert_eq!(
+        texts(h.raw(&["SMEMBERS", &h.keys.instances()]).await),
+        ["i"]
+    );
+    assert!(h.store.heartbeat("i", info, 30).await.unwrap());
+}
+
+async fn storage_dlq_done_releases_the_egress_after_the_last_storage(h: Arc<Harness>) {
+    let uuid = claimed(&h).await;
+    let id = Uuid::parse_str(&uuid).unwrap();
+    let failed = strings(&["s3", "pg"]);
+    let egress = [push("out", false), push("next", true)];
+    let finish = Finish {
+        failed_storages: &failed,
+        egress: &egress,
+        ..finish_of(&uuid, RunOutcome::Processed, h.settings.dlq_ttl)
+    };
+    h.store.finish(&finish).await.unwrap();
+    let later = Uuid::new_v4().to_string();
+    h.raw(&["RPUSH", &h.keys.storage_dlq("s3"), &later]).await;
+
+    assert_eq!(
+        h.store.storage_dlq_head("s3", 1).await.unwrap(),
+        [uuid.as_str()]
+    );
+    assert_eq!(
+        h.store.storage_dlq_head("s3", 10).await.unwrap(),
+        [uuid.clone(), later.clone()]
+    );
+    assert!(h.store.storage_dlq_head("s3", 0).await.unwrap().is_empty());
+
+    let enqueue_lists = strings(&["next"]);
+    let done = h.store.storage_dlq_done("s3", &uuid, true, &enqueue_lists);
+    assert_eq!(done.await.unwrap(), EgressRelease::Waiting);
+    assert_eq!(h.store.storage_dlq_items("s3").await.unwrap(), [later]);
+    let record_key = h.keys.egress_pending(id);
+    let record: serde_json::Value =
+        serde_json::from_str(&text(h.raw(&["GET", &record_key]).await).unwrap()).unwrap();
+    assert_eq!(record["storages"], serde_json::json!(["pg"]));
+    assert_eq!(record["egress_lists"], serde_json::json!(["out", "next"]));
+    assert_eq!(record["chain"], "main");
+    let record_ttl = h.ttl(&record_key).await;
+    assert!(
+        (604_790..=604_800).contains(&record_ttl),
+        "ttl {record_ttl}"
+    );
+    assert_eq!(h.store.list_len("out").await.unwrap(), 0);
+
+    let done = h.store.storage_dlq_done("pg", &uuid, true, &enqueue_lists);
+    assert_eq!(
+        done.await.unwrap(),
+        EgressRelease::Released(strings(&["out", "next"]))
+    );
+    assert!(h.store.storage_dlq_items("pg").await.unwrap().is_empty());
+    assert_eq!(list_items(&h, &h.keys.list("out")).await, [uuid.as_str()]);
+    assert_eq!(list_items(&h, &h.keys.list("next")).await, [uuid.as_str()]);
+    // `next` is read by a chain: the enqueue protocol ran (the finish had settled the count).
+    assert_eq!(h.pending_count(id).await, Some(1));
+    assert_eq!(h.ttl(&h.keys.vcon(id)).await, -1);
+    assert_eq!(h.raw(&["EXISTS", &record_key]).await, Value::Int(0));
+
+    // Nothing left to release.
+    let done = h.store.storage_dlq_done("pg", &uuid, true, &enqueue_lists);
+    assert_eq!(done.await.unwrap(), EgressRelease::NoRecord);
+}
+
+async fn storage_dlq_done_without_release_only_removes_the_entry(h: Arc<Harness>) {
+    let uuid = claimed(&h).await;
+    let failed = strings(&["s3"]);
+    let egress = [push("out", false)];
+    let finish = Finish {
+        failed_storages: &failed,
+        egress: &egress,
+        ..finish_of(&uuid, RunOutcome::Processed, h.settings.dlq_ttl)
+    };
+    h.store.finish(&finish).await.unwrap();
+    let done = h.store.storage_dlq_done("s3", &uuid, false, &[]);
+    assert_eq!(done.await.unwrap(), EgressRelease::NoRecord);
+    assert!(h.store.storage_dlq_items("s3").await.unwrap().is_empty());
+    let record_key = h.keys.egress_pending(Uuid::parse_str(&uuid).unwrap());
+    assert_eq!(h.raw(&["EXISTS", &record_key]).await, Value::Int(1));
+    assert_eq!(h.store.list_len("out").await.unwrap(), 0);
+}
+
+async fn blobs_with_and_without_ttl(h: Arc<Harness>) {
+    let name = format!("vcon_storage:{}", Uuid::new_v4());
+    h.store.put_blob(&name, r#"{"a":1}"#, 60).await.unwrap();
+    assert_eq!(
+        h.store.get_blob(&name).await.unwrap().as_deref(),
+        Some(r#"{"a":1}"#)
+    );
+    let key = h.keys.blob(&name);
+    let ttl = h.ttl(&key).await;
+    assert!((50..=60).contains(&ttl), "ttl {ttl}");
+    assert_eq!(
+        h.raw(&["TYPE", &key]).await,
+        Value::SimpleString("string".into())
+    );
+
+    h.store.put_blob(&name, r#"{"a":2}"#, 0).await.unwrap();
+    assert_eq!(h.ttl(&key).await, -1);
+    assert_eq!(
+        h.store.get_blob(&name).await.unwrap().as_deref(),
+        Some(r#"{"a":2}"#)
+    );
+    assert!(h.store.delete_blob(&name).await.unwrap());
+    assert!(!h.store.delete_blob(&name).await.unwrap());
+    assert_eq!(h.store.get_blob(&name).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn redis_a_blocked_claim_does_not_delay_other_requests() {
+    let h = Arc::new(Harness::open(Backend::Redis, |_| {}).await);
+    let uuid = Uuid::new_v4();
+    h.put_plain(uuid, 1, &[]).await;
+    let claims: Vec<_> = (0..3)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.store
+                    .claim("calls", INSTANCE, Duration::from_secs(2))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert!(h.store.get_vcon(uuid).await.unwrap().is_some());
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(500), "get_vcon took {took:?}");
+    }
+    for claim in claims {
+        assert_eq!(claim.await.unwrap().unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn redis_claim_against_a_dead_redis_is_unavailable_quickly() {
+    let mut server = OwnRedis::start(free_port());
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let store = RedisStore::connect(&url, settings("")).await.unwrap();
+    // A pooled dedicated connection exists, then the server goes.
+    let wait = Duration::from_millis(100);
+    assert_eq!(store.claim("calls", INSTANCE, wait).await.unwrap(), None);
+    server.kill();
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert_unavailable(store.claim("calls", INSTANCE, Duration::from_secs(5))).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+
+    // Back: claims work again.
+    let _server = OwnRedis::start(server.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.claim("calls", INSTANCE, wait).await {
+            Ok(item) => {
+                assert_eq!(item, None);
+                break;
+            }
+            Err(error) => {
+                assert!(error.is_unavailable(), "{error:?}");
+                assert!(Instant::now() < deadline, "claims did not recover: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_finish_reloads_a_flushed_script() {
+    let server = OwnRedis::start(free_port());
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let store = RedisStore::connect(&url, settings("")).await.unwrap();
+    let index = PartyIndex::default();
+    let uuid = Uuid::new_v4();
+    let write = VconWrite {
+        uuid,
+        text: "{}",
+        score: 1,
+        parties: &index,
+    };
+    store.put_vcon(write, &strings(&["calls"])).await.unwrap();
+    let item = store
+        .claim("calls", INSTANCE, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(item, Some(uuid.to_string()));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    let id = uuid.to_string();
+    store
+        .finish(&finish_of(&id, RunOutcome::Processed, 100))
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("vcon:{uuid}"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((90..=100).contains(&ttl), "ttl {ttl}");
+    let pending: bool = redis::cmd("EXISTS")
+        .arg(format!("{{vcon:{uuid}}}:pending"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(!pending);
 }
