@@ -35,7 +35,13 @@ impl Document {
             return Err(NotADocument("a JSON value that is not an object".into()));
         }
         let form = form_of(&value);
-        Ok(Document { uuid, form, value, text: Some(text), changed: false })
+        Ok(Document {
+            uuid,
+            form,
+            value,
+            text: Some(text),
+            changed: false,
+        })
     }
 
     /// Canonical uuid: the key this document lives under.
@@ -67,7 +73,8 @@ impl Document {
     /// The JSON text of the document as it stands (compact).
     pub fn text(&mut self) -> &str {
         let value = &self.value;
-        self.text.get_or_insert_with(|| serde_json::to_string(value).unwrap_or_default())
+        self.text
+            .get_or_insert_with(|| serde_json::to_string(value).unwrap_or_default())
     }
 
     /// Changed since it was read or last written back.
@@ -83,10 +90,18 @@ impl Document {
     /// Replace the whole vCon by `body` (an `http_link` answer, a `jq_link` transform output),
     /// validated like a posted vCon (vcon.md §3). Its uuid may differ: the caller then stores it
     /// as a new vCon (modules.md §1.2). The returned value says what was stored.
-    pub fn replace(&mut self, body: &[u8], options: &IngestOptions) -> Result<Ingested, IngestError> {
+    pub fn replace(
+        &mut self,
+        body: &[u8],
+        options: &IngestOptions,
+    ) -> Result<Ingested, IngestError> {
         let ingested = ingest(body, options)?;
-        let value: Value = serde_json::from_str(&ingested.text)
-            .map_err(|e| IngestError::Malformed { line: e.line(), column: e.column(), message: e.to_string() })?;
+        let value: Value =
+            serde_json::from_str(&ingested.text).map_err(|e| IngestError::Malformed {
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })?;
         self.uuid = ingested.uuid;
         self.form = ingested.form;
         self.value = value;
@@ -131,7 +146,10 @@ mod tests {
         let mut doc = Document::from_stored(U.parse().unwrap(), text).unwrap();
         doc.value_mut()["tags"] = json!(["x"]);
         assert!(doc.is_changed());
-        assert_eq!(doc.text(), format!(r#"{{"uuid":"{U}","z":1.50,"a":[-0.0,12345678901234567890],"tags":["x"]}}"#));
+        assert_eq!(
+            doc.text(),
+            format!(r#"{{"uuid":"{U}","z":1.50,"a":[-0.0,12345678901234567890],"tags":["x"]}}"#)
+        );
         doc.mark_written();
         assert!(!doc.is_changed());
     }
@@ -139,9 +157,11 @@ mod tests {
     #[test]
     fn forms_are_recognised_and_non_objects_refused() {
         let u: Uuid = U.parse().unwrap();
-        let signed = Document::from_stored(u, r#"{"payload":"e30","signatures":[{}]}"#.into()).unwrap();
+        let signed =
+            Document::from_stored(u, r#"{"payload":"e30","signatures":[{}]}"#.into()).unwrap();
         assert_eq!(signed.form(), Form::Signed);
-        let encrypted = Document::from_stored(u, r#"{"ciphertext":"x","recipients":[{}]}"#.into()).unwrap();
+        let encrypted =
+            Document::from_stored(u, r#"{"ciphertext":"x","recipients":[{}]}"#.into()).unwrap();
         assert_eq!(encrypted.form(), Form::Encrypted);
         assert!(Document::from_stored(u, "[1]".into()).is_err());
         assert!(Document::from_stored(u, "nope".into()).is_err());
@@ -150,14 +170,30 @@ mod tests {
     #[test]
     fn replace_validates_and_may_change_the_uuid() {
         let u: Uuid = U.parse().unwrap();
-        let mut doc = Document::from_stored(u, format!(r#"{{"uuid":"{U}","created_at":"2024-01-01"}}"#)).unwrap();
-        let options = IngestOptions { accept_signed: true, max_bytes: 1 << 20 };
-        assert!(matches!(doc.replace(br#"{"uuid": "x"}"#, &options), Err(IngestError::Invalid(_))));
+        let mut doc =
+            Document::from_stored(u, format!(r#"{{"uuid":"{U}","created_at":"2024-01-01"}}"#))
+                .unwrap();
+        let options = IngestOptions {
+            accept_signed: true,
+            max_bytes: 1 << 20,
+        };
+        assert!(matches!(
+            doc.replace(br#"{"uuid": "x"}"#, &options),
+            Err(IngestError::Invalid(_))
+        ));
         assert_eq!(doc.uuid(), u, "a refused replacement changes nothing");
         let other = "0191a3f4-5b6c-7d8e-9f00-000000000002";
-        let stored = doc.replace(format!(r#"{{"uuid": "{other}", "created_at": "2024-01-01"}}"#).as_bytes(), &options).unwrap();
+        let stored = doc
+            .replace(
+                format!(r#"{{"uuid": "{other}", "created_at": "2024-01-01"}}"#).as_bytes(),
+                &options,
+            )
+            .unwrap();
         assert_eq!(stored.uuid.to_string(), other);
         assert_eq!(doc.uuid().to_string(), other);
-        assert_eq!(doc.text(), format!(r#"{{"uuid":"{other}","created_at":"2024-01-01"}}"#));
+        assert_eq!(
+            doc.text(),
+            format!(r#"{{"uuid":"{other}","created_at":"2024-01-01"}}"#)
+        );
     }
 }

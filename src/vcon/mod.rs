@@ -11,8 +11,8 @@
 
 mod compact;
 mod dates;
-mod document;
 mod dialog;
+mod document;
 mod findings;
 mod forms;
 mod index;
