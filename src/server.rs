@@ -37,14 +37,27 @@ pub enum StartError {
     #[error("cannot open the store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Python settings that have no effect here; each is logged once when set (config.md §8).
 const IGNORED_PYTHON_SETTINGS: &[&str] = &[
-    "EGRESS_FORMAT_VERSION", "CONSERVER_START_METHOD", "VCON_CONTEXT_EXPIRY", "LOGGING_CONFIG_FILE",
-    "SENTRY_DSN", "VCON_SERVER_VERSION", "VCON_SERVER_GIT_COMMIT", "VCON_SERVER_BUILD_TIME",
-    "TICK_INTERVAL", "VCON_SORTED_FORCE_RESET", "VCON_STORAGE", "DEEPGRAM_KEY", "OPENAI_API_KEY",
+    "EGRESS_FORMAT_VERSION",
+    "CONSERVER_START_METHOD",
+    "VCON_CONTEXT_EXPIRY",
+    "LOGGING_CONFIG_FILE",
+    "SENTRY_DSN",
+    "VCON_SERVER_VERSION",
+    "VCON_SERVER_GIT_COMMIT",
+    "VCON_SERVER_BUILD_TIME",
+    "TICK_INTERVAL",
+    "VCON_SORTED_FORCE_RESET",
+    "VCON_STORAGE",
+    "DEEPGRAM_KEY",
+    "OPENAI_API_KEY",
 ];
 
 /// How often the config file is checked for changes (config.md §10).
@@ -71,7 +84,11 @@ pub fn check_config(path: Option<PathBuf>) -> ExitCode {
         // Options are checked by building the modules; nothing is connected.
         let store = store::open(None, store_settings(&config)).await?;
         let metrics = Arc::new(Metrics::new());
-        let shared = Shared { http: crate::http::http_client(&config.limits), limits: config.limits.clone(), metrics };
+        let shared = Shared {
+            http: crate::http::http_client(&config.limits),
+            limits: config.limits.clone(),
+            metrics,
+        };
         Pipelines::build(&config, &shared, &store).map_err(StartError::Modules)?;
         Ok::<Config, StartError>(config)
     });
@@ -105,7 +122,10 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     for warning in &config.warnings {
         tracing::warn!("config: {warning}");
     }
-    for name in IGNORED_PYTHON_SETTINGS.iter().filter(|n| env.get(n).is_some()) {
+    for name in IGNORED_PYTHON_SETTINGS
+        .iter()
+        .filter(|n| env.get(n).is_some())
+    {
         tracing::warn!("{name} is set but has no effect in conserver (see config.md §8)");
     }
     let addr = listen_address(&config.api.bind)?;
@@ -114,12 +134,16 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     }
     let grace = config.limits.shutdown_grace;
     let store = store::open(config.redis.url.as_deref(), store_settings(&config)).await?;
-    let state = web::Data::new(AppState::new(store.clone(), config, env, args.role).map_err(StartError::Modules)?);
+    let state = web::Data::new(
+        AppState::new(store.clone(), config, env, args.role).map_err(StartError::Modules)?,
+    );
     let engine = if args.role == Role::Api {
         None
     } else {
         let live = state.config();
-        let engine = Arc::new(Engine::start(&live.config, &live.pipelines, store, state.metrics.clone()).await?);
+        let engine = Arc::new(
+            Engine::start(&live.config, &live.pipelines, store, state.metrics.clone()).await?,
+        );
         state.set_engine(engine.clone());
         Some(engine)
     };
@@ -129,7 +153,10 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     })
     .shutdown_timeout(30)
     .bind(addr)
-    .map_err(|source| StartError::Listen { addr: addr.to_string(), source })?;
+    .map_err(|source| StartError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
     for bound in server.addrs() {
         tracing::info!(role = ?args.role, store = state.store.kind(), "conserver {} serving on http://{bound}", crate::version::VERSION);
     }
@@ -145,15 +172,21 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
         tracing::info!("draining the chains (up to {} s)", grace.as_secs());
         engine.shutdown(grace).await;
     }
-    served.map_err(|source| StartError::Listen { addr: addr.to_string(), source })?;
+    served.map_err(|source| StartError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
     tracing::info!("conserver stopped");
     Ok(())
 }
 
 /// Reload the config file on SIGHUP.
 async fn reload_on_sighup(state: web::Data<AppState>) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("SIGHUP cannot be handled here: reload with POST /config or by changing the file");
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!(
+            "SIGHUP cannot be handled here: reload with POST /config or by changing the file"
+        );
         return;
     };
     while hangups.recv().await.is_some() {
@@ -163,7 +196,9 @@ async fn reload_on_sighup(state: web::Data<AppState>) {
 
 /// Reload the config file when its content changes (checked every 5 s).
 async fn reload_on_file_change(state: web::Data<AppState>) {
-    let Some(path) = state.config().path.clone() else { return };
+    let Some(path) = state.config().path.clone() else {
+        return;
+    };
     let mut last = tokio::fs::read(&path).await.ok();
     loop {
         tokio::time::sleep(FILE_CHECK_PERIOD).await;
@@ -194,7 +229,11 @@ pub async fn reload(state: &AppState, why: &str) {
             tracing::info!(path = %path.display(), "{why}: configuration reloaded");
         }
         Err(problems) => {
-            state.metrics.config_reloads.with_label_values(&["rejected"]).inc();
+            state
+                .metrics
+                .config_reloads
+                .with_label_values(&["rejected"])
+                .inc();
             tracing::error!(path = %path.display(), "{why}: the new configuration is not applied, the running one stays. {problems}");
         }
     }
@@ -238,6 +277,8 @@ fn check_authentication(config: &Config, addr: SocketAddr) -> Result<(), StartEr
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }

@@ -83,8 +83,14 @@ pub async fn post_config(
     let pipelines = match state.build(&next) {
         Ok(pipelines) => pipelines,
         Err(problems) => {
-            state.metrics.config_reloads.with_label_values(&["rejected"]).inc();
-            return Err(ApiError::Unprocessable(problems.iter().map(|p| p.to_problem()).collect()));
+            state
+                .metrics
+                .config_reloads
+                .with_label_values(&["rejected"])
+                .inc();
+            return Err(ApiError::Unprocessable(
+                problems.iter().map(|p| p.to_problem()).collect(),
+            ));
         }
     };
     let path = running

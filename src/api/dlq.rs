@@ -92,18 +92,35 @@ pub async fn list_storage_dlq(
         ("count" = Option<i64>, Query, description = "at most this many, 1 … 100000 (default 1000)")),
     responses((status = 200, description = "the number of successful writes", body = u64), (status = 403), (status = 404), (status = 422), (status = 500), (status = 503)),
     security(("api_key" = [])))]
-pub async fn reprocess_storage_dlq(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn reprocess_storage_dlq(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let live = auth::authorized(&req, &state)?;
     let mut query = Query::of(&req);
     let name = query.required("storage_name");
     let count = query.integer("count", 1000, 1, 100_000);
     query.finish()?;
-    let (Some(storage), Some(module)) = (live.pipelines.storages.get(&name), live.storages.iter().find(|m| m.name == name)) else {
-        return Err(ApiError::NotFound(format!("Unknown storage backend: {name}")));
+    let (Some(storage), Some(module)) = (
+        live.pipelines.storages.get(&name),
+        live.storages.iter().find(|m| m.name == name),
+    ) else {
+        return Err(ApiError::NotFound(format!(
+            "Unknown storage backend: {name}"
+        )));
     };
     let failed = ApiError::store("Failed to reprocess storage DLQ");
-    let heads = state.store.storage_dlq_head(&name, count as usize).await.map_err(failed)?;
-    let enqueue_lists: Vec<String> = live.chains.iter().filter(|c| c.enabled).flat_map(|c| c.ingress_lists.iter().cloned()).collect();
+    let heads = state
+        .store
+        .storage_dlq_head(&name, count as usize)
+        .await
+        .map_err(failed)?;
+    let enqueue_lists: Vec<String> = live
+        .chains
+        .iter()
+        .filter(|c| c.enabled)
+        .flat_map(|c| c.ingress_lists.iter().cloned())
+        .collect();
     let policy = crate::http::retry_policy(&module.retry);
     let mut written = 0u64;
     for item in heads {
@@ -118,7 +135,11 @@ pub async fn reprocess_storage_dlq(req: HttpRequest, state: web::Data<AppState>)
         };
         let Some((uuid, text)) = text else {
             tracing::error!(storage = %name, item = %item, "storage DLQ entry dropped: its vCon is found nowhere");
-            state.store.storage_dlq_done(&name, &item, false, &enqueue_lists).await.map_err(ApiError::store("Failed to reprocess storage DLQ"))?;
+            state
+                .store
+                .storage_dlq_done(&name, &item, false, &enqueue_lists)
+                .await
+                .map_err(ApiError::store("Failed to reprocess storage DLQ"))?;
             continue;
         };
         let saved = engine::runner::saved(uuid, text);

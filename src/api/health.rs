@@ -66,7 +66,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `{chain: {ok, workers} | {ok: false, error}}` for the enabled chains this instance runs.
-async fn chain_readiness(state: &AppState, store_ok: bool) -> serde_json::Map<String, serde_json::Value> {
+async fn chain_readiness(
+    state: &AppState,
+    store_ok: bool,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut out = serde_json::Map::new();
     if state.role == Role::Api {
         return out;
@@ -76,7 +79,11 @@ async fn chain_readiness(state: &AppState, store_ok: bool) -> serde_json::Map<St
         Some(engine) => engine.chains().await,
         None => Vec::new(),
     };
-    for chain in config.chains.iter().filter(|c| c.enabled && !c.ingress_lists.is_empty()) {
+    for chain in config
+        .chains
+        .iter()
+        .filter(|c| c.enabled && !c.ingress_lists.is_empty())
+    {
         let status = running.iter().find(|c| c.name == chain.name);
         let entry = match status {
             Some(s) if s.running && store_ok => json!({"ok": true, "workers": s.workers}),

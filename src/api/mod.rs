@@ -74,7 +74,11 @@ pub fn app(
 
 /// Register the routes of `role` under `prefix` (when not empty) and at the root.
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, role: Role) {
-    let routes = if role == Role::Worker { worker_routes } else { routes };
+    let routes = if role == Role::Worker {
+        worker_routes
+    } else {
+        routes
+    };
     if !prefix.is_empty() {
         cfg.service(
             web::scope(prefix)

@@ -16,24 +16,59 @@ pub enum Recache {
 }
 
 /// The vCons of `uuids`, in order; `None` where one is found nowhere.
-pub async fn read_vcons(state: &AppState, live: &Live, uuids: &[Uuid], recache: Recache) -> Result<Vec<Option<String>>, StoreError> {
+pub async fn read_vcons(
+    state: &AppState,
+    live: &Live,
+    uuids: &[Uuid],
+    recache: Recache,
+) -> Result<Vec<Option<String>>, StoreError> {
     let mut found = state.store.get_vcons(uuids).await?;
     if !live.redis.storage_fallback {
         return Ok(found);
     }
     let order: Vec<&str> = live.storages.iter().map(|m| m.name.as_str()).collect();
-    for (uuid, slot) in uuids.iter().zip(found.iter_mut()).filter(|(_, slot)| slot.is_none()) {
-        let Some((storage, text)) = live.pipelines.storages.read_back(*uuid, order.iter().copied()).await else {
+    for (uuid, slot) in uuids
+        .iter()
+        .zip(found.iter_mut())
+        .filter(|(_, slot)| slot.is_none())
+    {
+        let Some((storage, text)) = live
+            .pipelines
+            .storages
+            .read_back(*uuid, order.iter().copied())
+            .await
+        else {
             continue;
         };
         if recache == Recache::Yes {
             let described = vcon::describe(&text);
-            let parties = described.as_ref().map(|d| d.parties.clone()).unwrap_or_default();
-            let score = described.and_then(|d| d.created_at).unwrap_or_else(|| chrono::Utc::now().timestamp());
+            let parties = described
+                .as_ref()
+                .map(|d| d.parties.clone())
+                .unwrap_or_default();
+            let score = described
+                .and_then(|d| d.created_at)
+                .unwrap_or_else(|| chrono::Utc::now().timestamp());
             // A failed re-cache costs the next reader a storage read, nothing more.
-            match state.store.put_vcon(VconWrite { uuid: *uuid, text: &text, score, parties: &parties }, &[]).await {
-                Ok(()) => tracing::debug!(vcon_id = %uuid, storage = %storage, "vCon read back from a storage and re-cached"),
-                Err(e) => tracing::warn!(vcon_id = %uuid, storage = %storage, error = %e, "vCon read back from a storage but not re-cached"),
+            match state
+                .store
+                .put_vcon(
+                    VconWrite {
+                        uuid: *uuid,
+                        text: &text,
+                        score,
+                        parties: &parties,
+                    },
+                    &[],
+                )
+                .await
+            {
+                Ok(()) => {
+                    tracing::debug!(vcon_id = %uuid, storage = %storage, "vCon read back from a storage and re-cached")
+                }
+                Err(e) => {
+                    tracing::warn!(vcon_id = %uuid, storage = %storage, error = %e, "vCon read back from a storage but not re-cached")
+                }
             }
         }
         *slot = Some(text);

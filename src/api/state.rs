@@ -52,9 +52,18 @@ const WARNING_LOG_PERIOD: Duration = Duration::from_secs(60);
 
 impl AppState {
     /// The state for `config`, whose modules are built here (every problem returned).
-    pub fn new(store: Arc<dyn Store>, config: Config, env: Env, role: Role) -> Result<AppState, Vec<ConfigProblem>> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        env: Env,
+        role: Role,
+    ) -> Result<AppState, Vec<ConfigProblem>> {
         let metrics = Arc::new(Metrics::new());
-        let shared = Shared { http: crate::http::http_client(&config.limits), limits: config.limits.clone(), metrics: metrics.clone() };
+        let shared = Shared {
+            http: crate::http::http_client(&config.limits),
+            limits: config.limits.clone(),
+            metrics: metrics.clone(),
+        };
         let pipelines = Pipelines::build(&config, &shared, &store)?;
         Ok(AppState {
             store,
@@ -84,7 +93,10 @@ impl AppState {
 
     /// The engine of this instance, once started (`None` for the API role).
     pub fn engine(&self) -> Option<Arc<Engine>> {
-        self.engine.read().map(|e| e.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.engine
+            .read()
+            .map(|e| e.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn set_engine(&self, engine: Arc<Engine>) {
@@ -116,7 +128,10 @@ impl AppState {
         if let Some(engine) = self.engine() {
             engine.apply(&live.config, &live.pipelines).await;
         }
-        self.metrics.config_reloads.with_label_values(&["applied"]).inc();
+        self.metrics
+            .config_reloads
+            .with_label_values(&["applied"])
+            .inc();
     }
 
     /// Count every warning; log each kind at most once per minute, with the latest occurrence.
@@ -160,8 +175,16 @@ fn keep_restart_only(next: &mut Config, running: &Config) -> Vec<&'static str> {
         )*};
     }
     keep!(
-        api.bind, api.prefix, api.header_name, redis.url, redis.cluster, redis.json_module,
-        redis.key_prefix, redis.sorted_set, redis.instance_id, redis.heartbeat_ttl
+        api.bind,
+        api.prefix,
+        api.header_name,
+        redis.url,
+        redis.cluster,
+        redis.json_module,
+        redis.key_prefix,
+        redis.sorted_set,
+        redis.instance_id,
+        redis.heartbeat_ttl
     );
     changed
 }

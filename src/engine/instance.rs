@@ -1,7 +1,8 @@
 //! This instance's life in Redis (redis.md §3.4–§3.5): its heartbeat, and the reaper that
 //! hands a dead instance's in-flight items back to their ingress lists.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::metrics::Metrics;
@@ -22,15 +23,38 @@ pub fn info(id: &str) -> String {
     .to_string()
 }
 
-/// Refresh the heartbeat every third of its lifetime; re-register (with a warning) when it was
-/// found expired. Runs until the task is aborted.
-pub async fn heartbeat(store: Arc<dyn Store>, id: String, info: String, ttl: u64) {
+/// The ingress lists this instance consumes (shared with the engine, which adds to it).
+pub type ConsumedLists = Arc<Mutex<BTreeSet<String>>>;
+
+/// Refresh the heartbeat every third of its lifetime. When it was found expired, this
+/// instance was recovered by another one, which deleted its lists set: register again and note
+/// the lists again, so a later crash of this instance is still recovered.
+pub async fn heartbeat(
+    store: Arc<dyn Store>,
+    id: String,
+    info: String,
+    ttl: u64,
+    lists: ConsumedLists,
+) {
     let period = Duration::from_secs_f64((ttl as f64 / 3.0).max(1.0));
     loop {
         tokio::time::sleep(period).await;
         match store.heartbeat(&id, &info, ttl).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(instance = %id, "this instance's heartbeat had expired (it was considered dead): its in-flight vCons may be processed twice; registered again"),
+            Ok(false) => {
+                tracing::warn!(instance = %id, "this instance's heartbeat had expired (it was considered dead): its in-flight vCons may be processed twice; registered again");
+                let noted: Vec<String> = lists
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned()
+                    .collect();
+                for list in noted {
+                    if let Err(e) = store.note_consumed_list(&id, &list).await {
+                        tracing::warn!(instance = %id, list = %list, error = %e, "consumed list not noted again");
+                    }
+                }
+            }
             Err(e) => tracing::warn!(instance = %id, error = %e, "heartbeat not refreshed"),
         }
     }
@@ -47,11 +71,18 @@ pub async fn reaper(store: Arc<dyn Store>, id: String, ttl: u64, metrics: Arc<Me
 }
 
 /// One pass of the reaper.
-pub async fn reap(store: &Arc<dyn Store>, own_id: &str, metrics: &Metrics) -> Result<(), crate::store::StoreError> {
+pub async fn reap(
+    store: &Arc<dyn Store>,
+    own_id: &str,
+    metrics: &Metrics,
+) -> Result<(), crate::store::StoreError> {
     for dead in store.dead_instances(own_id).await? {
         let moved = store.recover_instance(&dead).await?;
         for (list, count) in &moved {
-            metrics.recovered_items.with_label_values(&[list.as_str()]).inc_by(*count);
+            metrics
+                .recovered_items
+                .with_label_values(&[list.as_str()])
+                .inc_by(*count);
         }
         let total: u64 = moved.iter().map(|(_, n)| n).sum();
         tracing::warn!(instance = %dead, items = total, "instance found dead: its in-flight vCons were put back at the head of their ingress lists");

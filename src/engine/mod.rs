@@ -42,6 +42,8 @@ pub struct Engine {
     instance_id: String,
     /// Chains started by the last [`Engine::apply`].
     running: Mutex<Vec<String>>,
+    /// Every ingress list this instance has consumed (noted in the store for recovery).
+    consumed: instance::ConsumedLists,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -49,7 +51,12 @@ impl Engine {
     /// Register this instance, recover what a previous run with the same id left in flight,
     /// start the heartbeat and the reaper, and start the chains of `config`. Must run inside an
     /// actix `System`.
-    pub async fn start(config: &Config, pipelines: &Pipelines, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Result<Engine, crate::store::StoreError> {
+    pub async fn start(
+        config: &Config,
+        pipelines: &Pipelines,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Engine, crate::store::StoreError> {
         let id = config.redis.instance_id.clone();
         let ttl = config.redis.heartbeat_ttl;
         let info = instance::info(&id);
@@ -60,12 +67,32 @@ impl Engine {
             }
         }
         store.register_instance(&id, &info, ttl).await?;
+        let consumed = instance::ConsumedLists::default();
         let background = vec![
-            tokio::spawn(instance::heartbeat(store.clone(), id.clone(), info, ttl)),
-            tokio::spawn(instance::reaper(store.clone(), id.clone(), ttl, metrics.clone())),
+            tokio::spawn(instance::heartbeat(
+                store.clone(),
+                id.clone(),
+                info,
+                ttl,
+                consumed.clone(),
+            )),
+            tokio::spawn(instance::reaper(
+                store.clone(),
+                id.clone(),
+                ttl,
+                metrics.clone(),
+            )),
         ];
         let runtime = Runtime::start(Arc::new(MetricsObserver(metrics.clone())));
-        let engine = Engine { runtime, store, metrics, instance_id: id, running: Mutex::new(Vec::new()), background };
+        let engine = Engine {
+            runtime,
+            store,
+            metrics,
+            instance_id: id,
+            running: Mutex::new(Vec::new()),
+            consumed,
+            background,
+        };
         engine.apply(config, pipelines).await;
         Ok(engine)
     }
@@ -89,10 +116,19 @@ impl Engine {
             })
             .collect();
         let enqueue_lists: Arc<HashSet<String>> = Arc::new(
-            config.chains.iter().filter(|c| c.enabled).flat_map(|c| c.ingress_lists.iter().cloned()).collect(),
+            config
+                .chains
+                .iter()
+                .filter(|c| c.enabled)
+                .flat_map(|c| c.ingress_lists.iter().cloned())
+                .collect(),
         );
         let mut started = Vec::new();
-        for chain in config.chains.iter().filter(|c| c.enabled && !c.ingress_lists.is_empty()) {
+        for chain in config
+            .chains
+            .iter()
+            .filter(|c| c.enabled && !c.ingress_lists.is_empty())
+        {
             let links = chain
                 .links
                 .iter()
@@ -111,6 +147,10 @@ impl Engine {
                 .filter_map(|name| sinks.iter().find(|(n, _)| n == name).cloned())
                 .collect();
             for list in &chain.ingress_lists {
+                self.consumed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(list.clone());
                 if let Err(e) = self.store.note_consumed_list(&self.instance_id, list).await {
                     tracing::warn!(list = %list, error = %e, "could not note the list this instance consumes; recovery after a crash may miss it");
                 }
@@ -131,13 +171,21 @@ impl Engine {
                 },
                 metrics: self.metrics.clone(),
             };
-            let spec = ChainSpec { name: chain.name.clone(), sources: chain.ingress_lists.len(), workers: chain.workers };
+            let spec = ChainSpec {
+                name: chain.name.clone(),
+                sources: chain.ingress_lists.len(),
+                workers: chain.workers,
+            };
             self.runtime.start_chain(spec, Arc::new(runner)).await;
             started.push(chain.name.clone());
         }
         let stopped: Vec<String> = {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            let stopped = running.iter().filter(|name| !started.contains(name)).cloned().collect();
+            let stopped = running
+                .iter()
+                .filter(|name| !started.contains(name))
+                .cloned()
+                .collect();
             *running = started;
             stopped
         };
@@ -166,10 +214,15 @@ impl Engine {
             Ok(moved) => {
                 let total: u64 = moved.iter().map(|(_, n)| n).sum();
                 if total > 0 {
-                    tracing::info!(items = total, "unfinished items put back at the head of their ingress lists");
+                    tracing::info!(
+                        items = total,
+                        "unfinished items put back at the head of their ingress lists"
+                    );
                 }
             }
-            Err(e) => tracing::error!(error = %e, "unfinished items could not be handed back; another instance will recover them when this heartbeat expires"),
+            Err(e) => {
+                tracing::error!(error = %e, "unfinished items could not be handed back; another instance will recover them when this heartbeat expires")
+            }
         }
         if let Err(e) = self.store.deregister_instance(&self.instance_id).await {
             tracing::warn!(error = %e, "heartbeat not removed; it expires by itself");

@@ -16,7 +16,10 @@ impl Observer for MetricsObserver {
     }
 
     fn in_flight(&self, chain: &str, count: usize) {
-        self.0.vcons_in_flight.with_label_values(&[chain]).set(count as i64);
+        self.0
+            .vcons_in_flight
+            .with_label_values(&[chain])
+            .set(count as i64);
     }
 
     fn retried(&self, name: &str, reason: &'static str) {

@@ -21,7 +21,11 @@ pub struct Pipelines {
 
 impl Pipelines {
     /// Build every link and storage of `config`; every problem, each with its config path.
-    pub fn build(config: &Config, shared: &Shared, store: &Arc<dyn Store>) -> Result<Pipelines, Vec<ConfigProblem>> {
+    pub fn build(
+        config: &Config,
+        shared: &Shared,
+        store: &Arc<dyn Store>,
+    ) -> Result<Pipelines, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
         let mut links = HashMap::new();
         for module in &config.links {
@@ -36,7 +40,10 @@ impl Pipelines {
             problems.append(&mut found);
         });
         match storages {
-            Ok(storages) if problems.is_empty() => Ok(Pipelines { links, storages: Arc::new(storages) }),
+            Ok(storages) if problems.is_empty() => Ok(Pipelines {
+                links,
+                storages: Arc::new(storages),
+            }),
             _ => Err(problems),
         }
     }
@@ -44,17 +51,27 @@ impl Pipelines {
 
 /// A module's messages (`"options.tags: expected a list"`) as problems at
 /// `<section>.<name>.options.tags`.
-fn located(section: &str, name: &str, messages: Vec<String>) -> impl Iterator<Item = ConfigProblem> {
+fn located(
+    section: &str,
+    name: &str,
+    messages: Vec<String>,
+) -> impl Iterator<Item = ConfigProblem> {
     let base = YamlPath::root().key(section).key(name);
     messages.into_iter().map(move |message| {
         let (path, message) = match message.split_once(": ") {
             Some((head, rest)) if head.starts_with("options") || head.starts_with("retry") => {
-                let path = head.split('.').fold(base.clone(), |path, key| path.key(key));
+                let path = head
+                    .split('.')
+                    .fold(base.clone(), |path, key| path.key(key));
                 (path, rest.to_owned())
             }
             _ => (base.clone(), message),
         };
-        ConfigProblem { path: path.to_string(), line: None, message }
+        ConfigProblem {
+            path: path.to_string(),
+            line: None,
+            message,
+        }
     })
 }
 
@@ -67,7 +84,10 @@ mod tests {
         let problems: Vec<_> = located(
             "links",
             "my.tag",
-            vec!["options.tags: expected a list of strings".into(), "no key configured".into()],
+            vec![
+                "options.tags: expected a list of strings".into(),
+                "no key configured".into(),
+            ],
         )
         .collect();
         assert_eq!(problems[0].path, "links[\"my.tag\"].options.tags");

@@ -73,7 +73,12 @@ struct Ending {
 
 impl Ending {
     fn new(uuid: Option<Uuid>, outcome: RunOutcome) -> Ending {
-        Ending { uuid, outcome, failed_storages: Vec::new(), effects: RunEffects::default() }
+        Ending {
+            uuid,
+            outcome,
+            failed_storages: Vec::new(),
+            effects: RunEffects::default(),
+        }
     }
 }
 
@@ -94,7 +99,11 @@ impl conserver_actors::Retriable for StoreError {
 impl Work for ChainRunner {
     type Item = Claimed;
 
-    fn take(self: Arc<Self>, source: usize, wait: Duration) -> BoxFuture<Result<Option<Claimed>, String>> {
+    fn take(
+        self: Arc<Self>,
+        source: usize,
+        wait: Duration,
+    ) -> BoxFuture<Result<Option<Claimed>, String>> {
         Box::pin(async move {
             let list = &self.chain.ingress_lists[source];
             match self.store.claim(list, &self.instance_id, wait).await {
@@ -108,10 +117,16 @@ impl Work for ChainRunner {
         Box::pin(async move {
             let started = Instant::now();
             let list = self.chain.ingress_lists[claimed.source].clone();
-            self.metrics.vcons_received.with_label_values(&[self.chain.name.as_str(), list.as_str()]).inc();
+            self.metrics
+                .vcons_received
+                .with_label_values(&[self.chain.name.as_str(), list.as_str()])
+                .inc();
             let ending = self.process(&claimed, &list).await;
             self.finish(&claimed, &list, ending).await;
-            self.metrics.chain_duration.with_label_values(&[self.chain.name.as_str()]).observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .chain_duration
+                .with_label_values(&[self.chain.name.as_str()])
+                .observe(started.elapsed().as_secs_f64());
         })
     }
 
@@ -120,7 +135,8 @@ impl Work for ChainRunner {
             let list = self.chain.ingress_lists[claimed.source].clone();
             tracing::error!(chain = %self.chain.name, item = %claimed.item, panic = %message, "a link panicked: the vCon goes to DLQ:{list}");
             let uuid = vcon::parse_uuid(&claimed.item);
-            self.finish(&claimed, &list, Ending::new(uuid, RunOutcome::Failed)).await;
+            self.finish(&claimed, &list, Ending::new(uuid, RunOutcome::Failed))
+                .await;
         })
     }
 }
@@ -154,13 +170,21 @@ impl ChainRunner {
         let result = match self.chain.timeout {
             Some(limit) => tokio::time::timeout(limit, links)
                 .await
-                .unwrap_or_else(|_| Err(format!("the chain timeout of {} s expired", limit.as_secs_f64()))),
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "the chain timeout of {} s expired",
+                        limit.as_secs_f64()
+                    ))
+                }),
             None => links.await,
         };
         // Whatever the outcome, what the links changed is kept (modules.md §1.1 step 4).
         if let Err(e) = self.write_back(&mut doc).await {
             tracing::error!(chain = %self.chain.name, vcon_id = %doc.uuid(), error = %e, "vCon could not be written back: it goes to DLQ:{list}");
-            return Ending { effects, ..Ending::new(Some(doc.uuid()), RunOutcome::Failed) };
+            return Ending {
+                effects,
+                ..Ending::new(Some(doc.uuid()), RunOutcome::Failed)
+            };
         }
         let outcome = match result {
             Err(reason) => {
@@ -170,35 +194,67 @@ impl ChainRunner {
             Ok(LinkOutcome::Halt) => RunOutcome::Halted,
             Ok(_) => RunOutcome::Processed,
         };
-        let mut ending = Ending { effects, ..Ending::new(Some(doc.uuid()), outcome) };
+        let mut ending = Ending {
+            effects,
+            ..Ending::new(Some(doc.uuid()), outcome)
+        };
         if outcome == RunOutcome::Processed && !self.sinks.is_empty() {
             let saved = Arc::new(saved(doc.uuid(), doc.text().to_owned()));
-            ending.failed_storages = storage_phase::write_all(&self.sinks, saved, self.settings.parallel_storage, &self.metrics).await;
+            ending.failed_storages = storage_phase::write_all(
+                &self.sinks,
+                saved,
+                self.settings.parallel_storage,
+                &self.metrics,
+            )
+            .await;
         }
         ending
     }
 
     /// The links in order. `Ok(Halt)` as soon as one halts; `Err` when one fails.
-    async fn link_phase(&self, doc: &mut Document, list: &str, effects: &mut RunEffects) -> Result<LinkOutcome, String> {
+    async fn link_phase(
+        &self,
+        doc: &mut Document,
+        list: &str,
+        effects: &mut RunEffects,
+    ) -> Result<LinkOutcome, String> {
         for step in &self.links {
             let before = doc.uuid();
             let started = Instant::now();
-            let mut ctx = LinkContext { chain: &self.chain.name, link: &step.name, ingress_list: list, effects };
+            let mut ctx = LinkContext {
+                chain: &self.chain.name,
+                link: &step.name,
+                ingress_list: list,
+                effects,
+            };
             let result = step.link.run(doc, &mut ctx).await;
             let labels = [self.chain.name.as_str(), step.name.as_str()];
-            self.metrics.link_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .link_duration
+                .with_label_values(&labels)
+                .observe(started.elapsed().as_secs_f64());
             let label = match &result {
                 Ok(LinkOutcome::Continue) => "continue",
                 Ok(LinkOutcome::Skipped) => "skipped",
                 Ok(LinkOutcome::Halt) => "halt",
                 Err(_) => "error",
             };
-            self.metrics.link_runs.with_label_values(&[labels[0], labels[1], label]).inc();
+            self.metrics
+                .link_runs
+                .with_label_values(&[labels[0], labels[1], label])
+                .inc();
             let outcome = result.map_err(|e| format!("link {} failed: {e}", step.name))?;
             if doc.uuid() != before {
-                self.store_new_vcon(doc).await.map_err(|e| format!("the new vCon of link {} could not be stored: {e}", step.name))?;
+                self.store_new_vcon(doc).await.map_err(|e| {
+                    format!(
+                        "the new vCon of link {} could not be stored: {e}",
+                        step.name
+                    )
+                })?;
             } else if step.calls_network {
-                self.write_back(doc).await.map_err(|e| format!("write-back after link {} failed: {e}", step.name))?;
+                self.write_back(doc)
+                    .await
+                    .map_err(|e| format!("write-back after link {} failed: {e}", step.name))?;
             }
             if outcome == LinkOutcome::Halt {
                 tracing::debug!(chain = %self.chain.name, link = %step.name, vcon_id = %doc.uuid(), "halted");
@@ -227,9 +283,24 @@ impl ChainRunner {
     /// Store a vCon as a POSTed one would be (cache + indexes), without queueing it.
     async fn cache(&self, uuid: Uuid, text: &str) -> Result<(), StoreError> {
         let described = vcon::describe(text);
-        let parties = described.as_ref().map(|d| d.parties.clone()).unwrap_or_default();
-        let score = described.and_then(|d| d.created_at).unwrap_or_else(|| chrono::Utc::now().timestamp());
-        self.store.put_vcon(VconWrite { uuid, text, score, parties: &parties }, &[]).await
+        let parties = described
+            .as_ref()
+            .map(|d| d.parties.clone())
+            .unwrap_or_default();
+        let score = described
+            .and_then(|d| d.created_at)
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        self.store
+            .put_vcon(
+                VconWrite {
+                    uuid,
+                    text,
+                    score,
+                    parties: &parties,
+                },
+                &[],
+            )
+            .await
     }
 
     /// A link produced a vCon with another uuid (modules.md §1.2): stored and indexed like a
@@ -248,7 +319,12 @@ impl ChainRunner {
         }
         let uuid = doc.uuid();
         let text = doc.text().to_owned();
-        STORE_RETRY.run(|| self.store.write_back(uuid, &text), |_, e, _| tracing::warn!(vcon_id = %uuid, error = %e, "retrying a write-back")).await?;
+        STORE_RETRY
+            .run(
+                || self.store.write_back(uuid, &text),
+                |_, e, _| tracing::warn!(vcon_id = %uuid, error = %e, "retrying a write-back"),
+            )
+            .await?;
         doc.mark_written();
         Ok(())
     }
@@ -263,19 +339,29 @@ impl ChainRunner {
             RunOutcome::Failed => "failed",
             RunOutcome::Missing => "missing",
         };
-        self.metrics.chain_runs.with_label_values(&[chain, outcome_label]).inc();
-        let push = |list: &String| Push { list: list.clone(), enqueue: self.settings.enqueue_lists.contains(list) };
+        self.metrics
+            .chain_runs
+            .with_label_values(&[chain, outcome_label])
+            .inc();
+        let push = |list: &String| Push {
+            list: list.clone(),
+            enqueue: self.settings.enqueue_lists.contains(list),
+        };
         let egress: Vec<Push> = if ending.outcome == RunOutcome::Processed {
             self.chain.egress_lists.iter().map(push).collect()
         } else {
             Vec::new()
         };
         let routes: Vec<Push> = ending.effects.routes.iter().map(push).collect();
-        let dead_lettered = ending.outcome == RunOutcome::Failed || !ending.failed_storages.is_empty();
+        let dead_lettered =
+            ending.outcome == RunOutcome::Failed || !ending.failed_storages.is_empty();
         let ttl = if dead_lettered {
             self.settings.dlq_ttl
         } else {
-            ending.effects.expire_seconds.unwrap_or(self.settings.vcon_ttl)
+            ending
+                .effects
+                .expire_seconds
+                .unwrap_or(self.settings.vcon_ttl)
         };
         let finish = Finish {
             chain,
@@ -294,8 +380,12 @@ impl ChainRunner {
             .run(|| self.store.finish(&finish), |_, e, wait| tracing::warn!(chain, item = %claimed.item, error = %e, ?wait, "retrying the end of a run"))
             .await;
         match result {
-            Ok(()) => tracing::debug!(chain, item = %claimed.item, outcome = outcome_label, "run finished"),
-            Err(e) => tracing::error!(chain, item = %claimed.item, error = %e, "the end of a run could not be recorded: the item stays in this instance's processing list and is taken again after a restart"),
+            Ok(()) => {
+                tracing::debug!(chain, item = %claimed.item, outcome = outcome_label, "run finished")
+            }
+            Err(e) => {
+                tracing::error!(chain, item = %claimed.item, error = %e, "the end of a run could not be recorded: the item stays in this instance's processing list and is taken again after a restart")
+            }
         }
     }
 }
@@ -314,5 +404,10 @@ pub fn saved(uuid: Uuid, text: String) -> Saved {
     let index_instant = vcon::describe(&text)
         .and_then(|d| d.created_at)
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
-    Saved { uuid, text, created_at, index_instant }
+    Saved {
+        uuid,
+        text,
+        created_at,
+        index_instant,
+    }
 }

@@ -29,7 +29,12 @@ impl Deliver for StorageDelivery {
 pub type StorageSink = Sink<StorageDelivery>;
 
 /// Write `saved` to every sink; the names of the storages whose write failed for good.
-pub async fn write_all(sinks: &[(String, StorageSink)], saved: Arc<Saved>, parallel: bool, metrics: &Metrics) -> Vec<String> {
+pub async fn write_all(
+    sinks: &[(String, StorageSink)],
+    saved: Arc<Saved>,
+    parallel: bool,
+    metrics: &Metrics,
+) -> Vec<String> {
     let write = |name: &str, sink: &StorageSink| {
         let saved = saved.clone();
         let sink = sink.clone();
@@ -37,7 +42,10 @@ pub async fn write_all(sinks: &[(String, StorageSink)], saved: Arc<Saved>, paral
         async move {
             let started = Instant::now();
             let outcome = sink.deliver(saved.clone()).await;
-            metrics.storage_duration.with_label_values(&[name.as_str()]).observe(started.elapsed().as_secs_f64());
+            metrics
+                .storage_duration
+                .with_label_values(&[name.as_str()])
+                .observe(started.elapsed().as_secs_f64());
             let ok = match outcome {
                 Ok(()) => true,
                 Err(SinkError::Failed(error)) => {
@@ -50,7 +58,10 @@ pub async fn write_all(sinks: &[(String, StorageSink)], saved: Arc<Saved>, paral
                 }
             };
             let label = if ok { "ok" } else { "dead_lettered" };
-            metrics.storage_writes.with_label_values(&[name.as_str(), label]).inc();
+            metrics
+                .storage_writes
+                .with_label_values(&[name.as_str(), label])
+                .inc();
             (name, ok)
         }
     };
@@ -63,5 +74,9 @@ pub async fn write_all(sinks: &[(String, StorageSink)], saved: Arc<Saved>, paral
         }
         results
     };
-    results.into_iter().filter(|(_, ok)| !ok).map(|(name, _)| name).collect()
+    results
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| name)
+        .collect()
 }

@@ -95,12 +95,24 @@ pub async fn state(yaml: &str, backend: Backend) -> TestState {
 }
 
 pub async fn state_with_env(yaml: &str, backend: Backend, env: &[(&str, &str)]) -> TestState {
+    state_for_role(yaml, backend, env, Role::Api).await
+}
+
+/// The state of an instance with `role` (`All` to run the engine too).
+pub async fn state_for_role(
+    yaml: &str,
+    backend: Backend,
+    env: &[(&str, &str)],
+    role: Role,
+) -> TestState {
     let (config, prefix, env) = config_for(yaml, backend, env);
     let store = store::open(config.redis.url.as_deref(), store_settings(&config))
         .await
         .expect("the test store opens (is Redis running? scripts/test starts it)");
     TestState {
-        state: web::Data::new(AppState::new(store, config, env, Role::Api).expect("the test config's modules build")),
+        state: web::Data::new(
+            AppState::new(store, config, env, role).expect("the test config's modules build"),
+        ),
         prefix,
         backend,
     }
@@ -270,8 +282,28 @@ pub async fn file_state(path: &std::path::Path, env: &[(&str, &str)]) -> TestSta
         .await
         .expect("the memory store opens");
     TestState {
-        state: web::Data::new(AppState::new(store, config, env, Role::Api).expect("the test config's modules build")),
+        state: web::Data::new(
+            AppState::new(store, config, env, Role::Api).expect("the test config's modules build"),
+        ),
         prefix: String::new(),
         backend: Backend::Memory,
+    }
+}
+
+/// The state of an app on `backend`, loaded from a config file at `path` that already names
+/// the test Redis and `prefix` (so that `POST /config` writes there); keys removed at the end.
+pub async fn file_state_on(path: &std::path::Path, backend: Backend, prefix: &str) -> TestState {
+    let env = Env::default();
+    let config =
+        Config::load(Some(path), &env).unwrap_or_else(|e| panic!("test config is valid: {e}"));
+    let store = store::open(config.redis.url.as_deref(), store_settings(&config))
+        .await
+        .expect("the test store opens");
+    let state =
+        AppState::new(store, config, env, Role::All).expect("the test config's modules build");
+    TestState {
+        state: web::Data::new(state),
+        prefix: prefix.to_owned(),
+        backend,
     }
 }

@@ -1,0 +1,390 @@
+//! The processing engine in process, on Redis (a key prefix per test): chains run their
+//! links on the posted vCons, write their storages, announce them on egress, dead-letter
+//! failures and panics, apply a new configuration live, and read missing vCons back from a
+//! storage.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+use async_trait::async_trait;
+use conserver::engine::runner::{ChainLink, ChainRunner, RunSettings};
+use conserver::engine::Engine;
+use conserver::links::{Link, LinkContext, LinkError, LinkOutcome};
+use conserver::vcon::Document;
+use conserver_actors::{ChainSpec, Runtime};
+use serde_json::{json, Value};
+
+use crate::common::{self, send, vcon_json, Backend, TestState};
+use conserver::api::Role;
+
+/// Start the engine of a test state (what `serve` does for the roles `all` and `worker`).
+async fn start_engine(state: &TestState) -> Arc<Engine> {
+    let live = state.state.config();
+    let engine = Engine::start(
+        &live.config,
+        &live.pipelines,
+        state.state.store.clone(),
+        state.state.metrics.clone(),
+    )
+    .await
+    .expect("the engine starts");
+    let engine = Arc::new(engine);
+    state.state.set_engine(engine.clone());
+    engine
+}
+
+fn redis() -> redis::Connection {
+    redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+fn llen(key: &str) -> u64 {
+    redis::cmd("LLEN").arg(key).query(&mut redis()).unwrap()
+}
+
+fn lrange(key: &str) -> Vec<String> {
+    redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(&mut redis())
+        .unwrap()
+}
+
+fn ttl(key: &str) -> i64 {
+    redis::cmd("TTL").arg(key).query(&mut redis()).unwrap()
+}
+
+/// Wait until `check` holds (the engine works in the background), at most 20 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn uuid(n: usize) -> String {
+    format!("0194a3f4-5b6c-7d8e-9f00-{n:012}")
+}
+
+#[actix_web::test]
+async fn posted_vcons_run_their_chain_to_storage_and_egress() {
+    let files = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+links:
+  tag: {{module: links.tag, options: {{tags: [seen]}}}}
+  only_with_parties: {{module: jq_link, options: {{filter: '.parties | length > 0'}}}}
+  keep_an_hour: {{module: expire_vcon, options: {{seconds: 7200}}}}
+storages:
+  files: {{module: file, options: {{path: '{}'}}}}
+  copy: {{module: redis_storage, options: {{prefix: copies, expires: 600}}}}
+chains:
+  main:
+    links: [tag, only_with_parties, keep_an_hour]
+    storages: [files, copy]
+    ingress_lists: [calls]
+    egress_lists: [done]
+    workers: 4
+"#,
+        files.path().display()
+    );
+    let state = common::state_for_role(&yaml, Backend::Redis, &[], Role::All).await;
+    let app = common::service(&state).await;
+    let _engine = start_engine(&state).await;
+    let p = state.prefix.clone();
+    let kept: Vec<String> = (0..20).map(uuid).collect();
+    for id in &kept {
+        let body = vcon_json(
+            id,
+            "2026-11-28T10:00:00+02:00",
+            json!([{"name": "Ann", "tel": "+15550100"}]),
+        );
+        let reply = send(
+            &app,
+            TestRequest::post()
+                .uri("/vcon?ingress_lists=calls")
+                .set_payload(body),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let halted = uuid(99);
+    send(
+        &app,
+        TestRequest::post()
+            .uri("/vcon?ingress_lists=calls")
+            .set_payload(vcon_json(&halted, "2026-11-28T10:00:00Z", json!([]))),
+    )
+    .await;
+    eventually("every kept vCon is on the egress list", || {
+        llen(&format!("{p}done")) == 20
+    })
+    .await;
+    eventually("the halted vCon is counted", || {
+        let stats: Vec<String> = redis::cmd("HMGET")
+            .arg(format!("{p}conserver:chain_stats:main"))
+            .arg(&["processed", "halted"])
+            .query(&mut redis())
+            .unwrap_or_default();
+        stats == ["20", "1"]
+    })
+    .await;
+    let mut egress = lrange(&format!("{p}done"));
+    egress.sort();
+    assert_eq!(egress, kept, "egress in any order, each once");
+    for id in &kept {
+        let stored = send(&app, TestRequest::get().uri(&format!("/vcon/{id}")))
+            .await
+            .json();
+        assert_eq!(
+            stored["attachments"],
+            json!([{"purpose": "tags", "body": "[\"seen:seen\"]", "encoding": "json"}])
+        );
+        // The date path is the date of created_at as written (its own offset).
+        let file = files.path().join(format!("2026/11/28/{id}.json"));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), stored);
+        let copy: Option<String> = redis::cmd("GET")
+            .arg(format!("{p}copies:{id}"))
+            .query(&mut redis())
+            .unwrap();
+        assert_eq!(copy.as_deref(), Some(text.as_str()));
+        // expire_vcon's TTL, applied when the run ended; nothing pending any more.
+        let t = ttl(&format!("{p}vcon:{id}"));
+        assert!((7000..=7200).contains(&t), "ttl {t}");
+        assert_eq!(ttl(&format!("{p}{{vcon:{id}}}:pending")), -2);
+    }
+    // The halted vCon: no storage, no egress, the default TTL.
+    assert!(!files
+        .path()
+        .join(format!("2026/11/28/{halted}.json"))
+        .exists());
+    assert!((3500..=3600).contains(&ttl(&format!("{p}vcon:{halted}"))));
+    assert_eq!(llen(&format!("{p}DLQ:calls")), 0);
+    // Nothing left in flight: the processing list is gone.
+    let chains = send(&app, TestRequest::get().uri("/chains")).await.json();
+    assert_eq!(chains[0]["in_flight"], 0);
+    assert_eq!(chains[0]["processed"], 20);
+    let ready = send(&app, TestRequest::get().uri("/ready")).await.json();
+    assert_eq!(ready["chains"], json!({"main": {"ok": true, "workers": 4}}));
+    let metrics = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert!(
+        metrics.contains(r#"conserver_chain_runs_total{chain="main",outcome="processed"} 20"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"conserver_link_runs_total{chain="main",link="only_with_parties",outcome="halt"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"conserver_storage_writes_total{outcome="ok",storage="files"} 20"#),
+        "{metrics}"
+    );
+}
+
+/// A link that panics on every vCon.
+struct Panics;
+
+#[async_trait]
+impl Link for Panics {
+    async fn run(
+        &self,
+        _: &mut Document,
+        _: &mut LinkContext<'_>,
+    ) -> Result<LinkOutcome, LinkError> {
+        panic!("this link always panics");
+    }
+}
+
+#[actix_web::test]
+async fn a_panicking_link_dead_letters_its_vcon_and_the_chain_goes_on() {
+    let yaml = "chains:\n  main: {links: [], ingress_lists: [calls]}\n";
+    let state = common::state(yaml, Backend::Redis).await;
+    let app = common::service(&state).await;
+    let p = state.prefix.clone();
+    let live = state.state.config();
+    let chain = live.chains[0].clone();
+    state
+        .state
+        .store
+        .note_consumed_list("panic-test", "calls")
+        .await
+        .unwrap();
+    let runner = ChainRunner {
+        chain,
+        links: vec![ChainLink {
+            name: "boom".into(),
+            link: Arc::new(Panics),
+            calls_network: false,
+        }],
+        sinks: Vec::new(),
+        storages: live.pipelines.storages.clone(),
+        store: state.state.store.clone(),
+        instance_id: "panic-test".into(),
+        settings: RunSettings {
+            vcon_ttl: 3600,
+            dlq_ttl: 604800,
+            storage_fallback: true,
+            parallel_storage: true,
+            enqueue_lists: Arc::new(["calls".to_owned()].into_iter().collect()),
+        },
+        metrics: state.state.metrics.clone(),
+    };
+    let runtime = Runtime::start(Arc::new(conserver::engine::observer::MetricsObserver(
+        state.state.metrics.clone(),
+    )));
+    runtime
+        .start_chain(
+            ChainSpec {
+                name: "main".into(),
+                sources: 1,
+                workers: 2,
+            },
+            Arc::new(runner),
+        )
+        .await;
+    for n in 0..3 {
+        send(
+            &app,
+            TestRequest::post()
+                .uri("/vcon?ingress_lists=calls")
+                .set_payload(vcon_json(&uuid(n), "2026-01-01T00:00:00Z", json!([]))),
+        )
+        .await;
+    }
+    eventually("every vCon is in the DLQ", || {
+        llen(&format!("{p}DLQ:calls")) == 3
+    })
+    .await;
+    let mut dead = lrange(&format!("{p}DLQ:calls"));
+    dead.sort();
+    assert_eq!(dead, (0..3).map(uuid).collect::<Vec<_>>());
+    // Dead-lettered vCons keep dlq_ttl; the processing list is empty; the runtime still runs.
+    assert!(ttl(&format!("{p}vcon:{}", uuid(0))) > 600_000);
+    assert_eq!(llen(&format!("{p}{{calls}}:processing:panic-test")), 0);
+    let chains = runtime.chains().await;
+    assert!(chains[0].running, "{chains:?}");
+    runtime.shutdown(Duration::from_secs(1)).await;
+}
+
+#[actix_web::test]
+async fn a_new_configuration_starts_and_stops_chains_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let first = format!("redis: {{url: '{}', key_prefix: '{prefix}'}}\nchains:\n  old: {{links: [], ingress_lists: [old_in], egress_lists: [old_out]}}\n", common::redis_url());
+    std::fs::write(&path, &first).unwrap();
+    let state = common::file_state_on(&path, Backend::Redis, &prefix).await;
+    let app = common::service(&state).await;
+    let engine = start_engine(&state).await;
+    send(
+        &app,
+        TestRequest::post()
+            .uri("/vcon?ingress_lists=old_in")
+            .set_payload(vcon_json(&uuid(1), "2026-01-01T00:00:00Z", json!([]))),
+    )
+    .await;
+    eventually("the old chain ran", || {
+        llen(&format!("{prefix}old_out")) == 1
+    })
+    .await;
+
+    let next = json!({
+        "redis": {"url": common::redis_url(), "key_prefix": prefix},
+        "chains": {"new": {"links": [], "ingress_lists": ["new_in"], "egress_lists": ["new_out"]}}
+    });
+    let reply = send(&app, TestRequest::post().uri("/config").set_json(&next)).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    send(
+        &app,
+        TestRequest::post()
+            .uri("/vcon?ingress_lists=new_in")
+            .set_payload(vcon_json(&uuid(2), "2026-01-01T00:00:00Z", json!([]))),
+    )
+    .await;
+    eventually("the new chain ran", || {
+        llen(&format!("{prefix}new_out")) == 1
+    })
+    .await;
+    // The old chain no longer consumes: once its last take has ended (a take in progress at
+    // the change completes, within the 5 s BLMOVE wait), an item pushed to its list stays there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.chains().await.iter().any(|c| c.name == "old") {
+        assert!(Instant::now() < deadline, "the old chain did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _: () = redis::cmd("RPUSH")
+        .arg(format!("{prefix}old_in"))
+        .arg(uuid(1))
+        .query(&mut redis())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(llen(&format!("{prefix}old_in")), 1);
+    let ready = send(&app, TestRequest::get().uri("/ready")).await.json();
+    assert_eq!(ready["chains"], json!({"new": {"ok": true, "workers": 4}}));
+    common::delete_prefix(&prefix);
+}
+
+#[actix_web::test]
+async fn a_worker_reads_a_vcon_missing_from_redis_back_from_a_storage() {
+    let files = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "storages:\n  files: {{module: file, options: {{path: '{}', organize_by_date: false}}}}\nchains:\n  main: {{links: [], storages: [files], ingress_lists: [calls], egress_lists: [done]}}\n",
+        files.path().display()
+    );
+    let state = common::state(&yaml, Backend::Redis).await;
+    let p = state.prefix.clone();
+    let id = uuid(7);
+    let text = vcon_json(&id, "2026-01-01T00:00:00Z", json!([{"name": "Zoe"}]));
+    std::fs::write(files.path().join(format!("{id}.json")), &text).unwrap();
+    // Queued, but its cache entry is gone (expired, flushed, or posted elsewhere).
+    let _: () = redis::cmd("RPUSH")
+        .arg(format!("{p}calls"))
+        .arg(&id)
+        .query(&mut redis())
+        .unwrap();
+    let _engine = start_engine(&state).await;
+    eventually("the vCon went through", || llen(&format!("{p}done")) == 1).await;
+    let cached: Option<String> = redis::cmd("GET")
+        .arg(format!("{p}vcon:{id}"))
+        .query(&mut redis())
+        .unwrap();
+    assert_eq!(
+        cached.as_deref(),
+        Some(text.as_str()),
+        "re-cached from the storage"
+    );
+    let app = common::service(&state).await;
+    assert_eq!(
+        send(&app, TestRequest::get().uri("/vcons/search?name=Zoe"))
+            .await
+            .json(),
+        json!([id]),
+        "and indexed"
+    );
+    // A uuid found nowhere ends as missing: counted as halted, not dead-lettered.
+    let _: () = redis::cmd("RPUSH")
+        .arg(format!("{p}calls"))
+        .arg(uuid(8))
+        .query(&mut redis())
+        .unwrap();
+    eventually("the missing vCon is counted", || {
+        let halted: Option<String> = redis::cmd("HGET")
+            .arg(format!("{p}conserver:chain_stats:main"))
+            .arg("halted")
+            .query(&mut redis())
+            .unwrap();
+        halted.as_deref() == Some("1")
+    })
+    .await;
+    assert_eq!(llen(&format!("{p}DLQ:calls")), 0);
+}
