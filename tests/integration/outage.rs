@@ -24,7 +24,9 @@ async fn requests_get_503_while_redis_is_down_and_succeed_after() {
     let store = conserver::store::open(config.redis.url.as_deref(), store_settings(&config))
         .await
         .unwrap();
-    let state = web::Data::new(AppState::new(store, config, Env::default(), Role::Api).expect("modules build"));
+    let state = web::Data::new(
+        AppState::new(store, config, Env::default(), Role::Api).expect("modules build"),
+    );
     let app = actix_web::test::init_service(conserver::api::app(state)).await;
     let uuid = "0193a3f4-5b6c-7d8e-9f00-000000000001";
     let body = vcon_json(uuid, "2024-01-01T00:00:00Z", json!([]));
