@@ -217,23 +217,13 @@ pub async fn reload(state: &AppState, why: &str) {
         tracing::warn!("{why}: no config file to reload");
         return;
     };
-    let built = Config::load(Some(&path), &state.env)
-        .map_err(|e| e.to_string())
-        .and_then(|config| match state.build(&config) {
-            Ok(pipelines) => Ok((config, pipelines)),
-            Err(problems) => Err(StartError::Modules(problems).to_string()),
-        });
-    match built {
+    match state.prepare(Config::load(Some(&path), &state.env)) {
         Ok((config, pipelines)) => {
             state.apply(config, pipelines).await;
             tracing::info!(path = %path.display(), "{why}: configuration reloaded");
         }
         Err(problems) => {
-            state
-                .metrics
-                .config_reloads
-                .with_label_values(&["rejected"])
-                .inc();
+            let problems = StartError::Modules(problems);
             tracing::error!(path = %path.display(), "{why}: the new configuration is not applied, the running one stays. {problems}");
         }
     }

@@ -11,7 +11,7 @@ use super::body::BodyHeaders;
 use super::error::ApiError;
 use super::queues::parse_json;
 use super::state::AppState;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::problem::Problem;
 
 /// `GET /config`: the file as written, secrets redacted.
@@ -55,44 +55,11 @@ pub async fn post_config(
     // One update at a time: the file written is the configuration applied.
     let _guard = state.config_update.lock().await;
     let running = state.config();
-    let mut next = match Config::from_posted(document, &running, &state.env) {
-        Ok(next) => next,
-        Err(ConfigError::Invalid(problems)) => {
-            state
-                .metrics
-                .config_reloads
-                .with_label_values(&["rejected"])
-                .inc();
-            return Err(ApiError::Unprocessable(
-                problems.iter().map(|p| p.to_problem()).collect(),
-            ));
-        }
-        Err(other) => {
-            state
-                .metrics
-                .config_reloads
-                .with_label_values(&["rejected"])
-                .inc();
-            return Err(ApiError::problem(Problem::body(
-                "config",
-                vec![],
-                other.to_string(),
-            )));
-        }
-    };
-    let pipelines = match state.build(&next) {
-        Ok(pipelines) => pipelines,
-        Err(problems) => {
-            state
-                .metrics
-                .config_reloads
-                .with_label_values(&["rejected"])
-                .inc();
-            return Err(ApiError::Unprocessable(
-                problems.iter().map(|p| p.to_problem()).collect(),
-            ));
-        }
-    };
+    let (mut next, pipelines) = state
+        .prepare(Config::from_posted(document, &running, &state.env))
+        .map_err(|problems| {
+            ApiError::Unprocessable(problems.iter().map(|p| p.to_problem()).collect())
+        })?;
     let path = running
         .path
         .clone()

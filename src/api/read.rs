@@ -4,8 +4,7 @@
 use uuid::Uuid;
 
 use super::state::{AppState, Live};
-use crate::store::{StoreError, VconWrite};
-use crate::vcon;
+use crate::store::{self, StoreError};
 
 /// Whether a vCon found in a storage is written back to the cache.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,28 +40,8 @@ pub async fn read_vcons(
             continue;
         };
         if recache == Recache::Yes {
-            let described = vcon::describe(&text);
-            let parties = described
-                .as_ref()
-                .map(|d| d.parties.clone())
-                .unwrap_or_default();
-            let score = described
-                .and_then(|d| d.created_at)
-                .unwrap_or_else(|| chrono::Utc::now().timestamp());
             // A failed re-cache costs the next reader a storage read, nothing more.
-            match state
-                .store
-                .put_vcon(
-                    VconWrite {
-                        uuid: *uuid,
-                        text: &text,
-                        score,
-                        parties: &parties,
-                    },
-                    &[],
-                )
-                .await
-            {
+            match store::recache(state.store.as_ref(), *uuid, &text).await {
                 Ok(()) => {
                     tracing::debug!(vcon_id = %uuid, storage = %storage, "vCon read back from a storage and re-cached")
                 }

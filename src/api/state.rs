@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, ConfigProblem, Env};
+use crate::config::{Config, ConfigError, ConfigProblem, Env};
 use crate::engine::{Engine, Pipelines};
 use crate::links::Shared;
 use crate::metrics::Metrics;
@@ -106,9 +106,29 @@ impl AppState {
         }
     }
 
-    /// Build the modules of `config` (for a new configuration; nothing changes yet).
-    pub fn build(&self, config: &Config) -> Result<Pipelines, Vec<ConfigProblem>> {
-        Pipelines::build(config, &self.shared, &self.store)
+    /// Check a new configuration completely — compile it, then build its modules — without
+    /// changing anything yet. A rejection is counted in `conserver_config_reloads_total`.
+    pub fn prepare(
+        &self,
+        compiled: Result<Config, ConfigError>,
+    ) -> Result<(Config, Pipelines), Vec<ConfigProblem>> {
+        let prepared = match compiled {
+            Ok(config) => Pipelines::build(&config, &self.shared, &self.store)
+                .map(|pipelines| (config, pipelines)),
+            Err(ConfigError::Invalid(problems)) => Err(problems),
+            Err(other) => Err(vec![ConfigProblem {
+                path: String::new(),
+                line: None,
+                message: other.to_string(),
+            }]),
+        };
+        if prepared.is_err() {
+            self.metrics
+                .config_reloads
+                .with_label_values(&["rejected"])
+                .inc();
+        }
+        prepared
     }
 
     /// Put a new configuration in force: for the requests that follow, and for the chains.

@@ -16,7 +16,7 @@ use crate::links::{Link, LinkContext, LinkOutcome, RunEffects};
 use crate::metrics::Metrics;
 use crate::storages::registry::Storages;
 use crate::storages::Saved;
-use crate::store::{Finish, Push, RunOutcome, Store, StoreError, VconWrite};
+use crate::store::{self, Finish, Push, RunOutcome, Store, StoreError};
 use crate::vcon::{self, Document};
 
 /// A uuid taken from one of the chain's ingress lists.
@@ -276,31 +276,8 @@ impl ChainRunner {
             return Ok(None);
         };
         tracing::info!(vcon_id = %uuid, storage = %storage, "vCon read back from a storage and re-cached");
-        self.cache(uuid, &text).await?;
+        store::recache(self.store.as_ref(), uuid, &text).await?;
         Ok(Some(text))
-    }
-
-    /// Store a vCon as a POSTed one would be (cache + indexes), without queueing it.
-    async fn cache(&self, uuid: Uuid, text: &str) -> Result<(), StoreError> {
-        let described = vcon::describe(text);
-        let parties = described
-            .as_ref()
-            .map(|d| d.parties.clone())
-            .unwrap_or_default();
-        let score = described
-            .and_then(|d| d.created_at)
-            .unwrap_or_else(|| chrono::Utc::now().timestamp());
-        self.store
-            .put_vcon(
-                VconWrite {
-                    uuid,
-                    text,
-                    score,
-                    parties: &parties,
-                },
-                &[],
-            )
-            .await
     }
 
     /// A link produced a vCon with another uuid (modules.md §1.2): stored and indexed like a
@@ -308,7 +285,7 @@ impl ChainRunner {
     async fn store_new_vcon(&self, doc: &mut Document) -> Result<(), StoreError> {
         let uuid = doc.uuid();
         tracing::info!(chain = %self.chain.name, vcon_id = %uuid, "a link produced a new vCon");
-        self.cache(uuid, doc.text()).await?;
+        store::recache(self.store.as_ref(), uuid, doc.text()).await?;
         doc.mark_written();
         Ok(())
     }

@@ -544,3 +544,27 @@ mod tests {
         );
     }
 }
+
+/// Cache a vCon text read back from a storage (api.md §4, redis.md §5): written and indexed as
+/// a posted one would be (TTL `vcon_ttl` unless it is pending), without queueing it.
+pub async fn recache(store: &dyn Store, uuid: Uuid, text: &str) -> StoreResult<()> {
+    let described = crate::vcon::describe(text);
+    let parties = described
+        .as_ref()
+        .map(|d| d.parties.clone())
+        .unwrap_or_default();
+    let score = described
+        .and_then(|d| d.created_at)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    store
+        .put_vcon(
+            VconWrite {
+                uuid,
+                text,
+                score,
+                parties: &parties,
+            },
+            &[],
+        )
+        .await
+}
