@@ -81,8 +81,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
 pub fn check_config(path: Option<PathBuf>) -> ExitCode {
     let outcome = actix_web::rt::System::new().block_on(async {
         let config = Config::load(path.as_deref(), &Env::from_process())?;
-        // Options are checked by building the modules; nothing is connected.
-        let store = store::open(None, store_settings(&config)).await?;
+        // Options are checked by building the modules; nothing is connected (a memory store
+        // stands in for the one `redis_storage` would use).
+        let store: Arc<dyn store::Store> =
+            Arc::new(store::memory::MemoryStore::new(store_settings(&config)));
         let metrics = Arc::new(Metrics::new());
         let shared = Shared {
             http: crate::http::http_client(&config.limits),
