@@ -67,6 +67,8 @@ struct Ending {
     /// The vCon the run ended with (a link may have produced a new uuid).
     uuid: Option<Uuid>,
     outcome: RunOutcome,
+    /// The uuid the run took, when a link replaced the vCon by one with another uuid.
+    replaced: Option<Uuid>,
     failed_storages: Vec<String>,
     effects: RunEffects,
 }
@@ -76,6 +78,7 @@ impl Ending {
         Ending {
             uuid,
             outcome,
+            replaced: None,
             failed_storages: Vec::new(),
             effects: RunEffects::default(),
         }
@@ -351,7 +354,8 @@ impl ChainRunner {
             egress: &egress,
             routes: &routes,
             ttl,
-            decrement: ending.uuid.is_some(),
+            decrement: ending.uuid.is_some() && ending.replaced.is_none(),
+            replaced: ending.replaced,
         };
         let result = STORE_RETRY
             .run(|| self.store.finish(&finish), |_, e, wait| tracing::warn!(chain, item = %claimed.item, error = %e, ?wait, "retrying the end of a run"))

@@ -103,14 +103,21 @@ impl MemoryStore {
     }
 
     /// The TTL step (redis.md §4.2), as the Redis store's script does it.
-    fn ttl_step(&self, data: &mut Data, finish: &Finish<'_>, now: Instant) -> StoreResult<()> {
-        let pending = self.keys.pending(finish.uuid);
-        let count = if finish.decrement {
+    fn ttl_step(
+        &self,
+        data: &mut Data,
+        uuid: Uuid,
+        ttl: u64,
+        decrement: bool,
+        now: Instant,
+    ) -> StoreResult<()> {
+        let pending = self.keys.pending(uuid);
+        let count = if decrement {
             data.hincrby(&pending, "count", -1)?
         } else {
             parse_count(data.hget(&pending, "count")?)
         };
-        let asked = asked_ttl(finish.ttl);
+        let asked = asked_ttl(ttl);
         let ttl = match data
             .hget(&pending, "ttl")?
             .and_then(|kept| kept.parse().ok())
@@ -123,7 +130,7 @@ impl MemoryStore {
             return Ok(());
         }
         data.del(&pending);
-        let vcon = self.keys.vcon(finish.uuid);
+        let vcon = self.keys.vcon(uuid);
         match u64::try_from(ttl) {
             Ok(seconds) => data.expire(&vcon, seconds, now),
             Err(_) => data.persist(&vcon),
@@ -496,7 +503,10 @@ impl Store for MemoryStore {
             for Push { list, enqueue } in finish.routes {
                 self.push_to_list(data, list, *enqueue, &id, now)?;
             }
-            self.ttl_step(data, finish, now)?;
+            self.ttl_step(data, finish.uuid, finish.ttl, finish.decrement, now)?;
+            if let Some(original) = finish.replaced {
+                self.ttl_step(data, original, finish.ttl, true, now)?;
+            }
             data.hincrby(
                 &self.keys.chain_stats(finish.chain),
                 finish.outcome.stats_field(),

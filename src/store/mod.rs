@@ -177,6 +177,10 @@ pub struct Finish<'a> {
     pub ttl: u64,
     /// Whether the run held a pending count (false for a vCon created by a link).
     pub decrement: bool,
+    /// The vCon the run took, when a link replaced it by one with another uuid (modules.md
+    /// §1.2): the run's pending count is its own, so its TTL step (with the decrement and the
+    /// same TTL) runs too.
+    pub replaced: Option<Uuid>,
 }
 
 /// What `POST /dlq/storage/reprocess` learns when a storage write succeeded (redis.md §4.3).

@@ -351,17 +351,24 @@ impl RedisStore {
     }
 
     /// The TTL step of `finish` (redis.md §4.2).
-    fn ttl_step_call(&self, finish: &Finish<'_>) -> Cmd {
-        let ttl = asked_ttl(finish.ttl).to_string();
-        let decrement = if finish.decrement { "1" } else { "0" };
+    fn ttl_step_call(&self, uuid: Uuid, ttl: u64, decrement: bool) -> Cmd {
+        let ttl = asked_ttl(ttl).to_string();
+        let decrement = if decrement { "1" } else { "0" };
         evalsha(
             &self.ttl_step,
-            &[
-                &self.keys.vcon(finish.uuid),
-                &self.keys.pending(finish.uuid),
-            ],
+            &[&self.keys.vcon(uuid), &self.keys.pending(uuid)],
             &[&ttl, decrement],
         )
+    }
+
+    /// The TTL steps of a finish: its vCon's, and the replaced vCon's when there is one.
+    fn push_ttl_steps(&self, pipe: &mut Pipeline, finish: &Finish<'_>) {
+        pipe.add_command(self.ttl_step_call(finish.uuid, finish.ttl, finish.decrement))
+            .ignore();
+        if let Some(original) = finish.replaced {
+            pipe.add_command(self.ttl_step_call(original, finish.ttl, true))
+                .ignore();
+        }
     }
 
     /// `BLMOVE source destination LEFT RIGHT wait` on a connection of its own. The connection
@@ -1020,26 +1027,25 @@ impl Store for RedisStore {
         for Push { list, enqueue } in finish.routes {
             self.push_to_list(&mut pipe, list, *enqueue, &id);
         }
-        pipe.add_command(self.ttl_step_call(finish))
-            .ignore()
-            .hincr(
-                self.keys.chain_stats(finish.chain),
-                finish.outcome.stats_field(),
-                1,
-            )
-            .ignore()
-            .lrem(
-                self.keys
-                    .processing(finish.ingress_list, finish.instance_id),
-                1,
-                finish.item,
-            )
-            .ignore();
+        self.push_ttl_steps(&mut pipe, finish);
+        pipe.hincr(
+            self.keys.chain_stats(finish.chain),
+            finish.outcome.stats_field(),
+            1,
+        )
+        .ignore()
+        .lrem(
+            self.keys
+                .processing(finish.ingress_list, finish.instance_id),
+            1,
+            finish.item,
+        )
+        .ignore();
         // When the script was lost, everything else ran and only the TTL step is missing:
         // it runs once, after them, which is still before anything could depend on it.
         let (_, repaired) = self
             .query_scripted(&pipe, |repair| {
-                repair.add_command(self.ttl_step_call(finish)).ignore();
+                self.push_ttl_steps(repair, finish);
             })
             .await?;
         if repaired {

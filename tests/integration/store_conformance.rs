@@ -306,6 +306,7 @@ conformance! {
     ttl_step_keeps_the_longest_and_applies_it_at_the_last_run;
     ttl_step_zero_means_never;
     ttl_step_for_a_vcon_without_a_pending_count;
+    ttl_step_of_a_replaced_vcon_settles_the_one_taken;
     recover_moves_items_back_to_the_head_oldest_first;
     dead_instances_are_those_without_a_heartbeat;
     heartbeat_registers_again_after_expiry;
@@ -1050,6 +1051,7 @@ fn finish_of(uuid: &str, outcome: RunOutcome, ttl: u64) -> Finish<'_> {
         routes: &[],
         ttl,
         decrement: true,
+        replaced: None,
     }
 }
 
@@ -1441,6 +1443,27 @@ async fn ttl_step_for_a_vcon_without_a_pending_count(h: Arc<Harness>) {
     h.store.finish(&finish).await.unwrap();
     assert_eq!(h.ttl(&h.keys.vcon(created)).await, -1);
     assert_eq!(h.pending_count(created).await, Some(1));
+}
+
+async fn ttl_step_of_a_replaced_vcon_settles_the_one_taken(h: Arc<Harness>) {
+    // A link replaced the vCon it took by one with another uuid: both get the TTL, and the
+    // pending count of the one taken is released.
+    let item = claimed(&h).await;
+    let taken = Uuid::parse_str(&item).unwrap();
+    let created = Uuid::new_v4();
+    h.put_plain(created, 1, &[]).await;
+    let finish = Finish {
+        uuid: created,
+        decrement: false,
+        replaced: Some(taken),
+        ..finish_of(&item, RunOutcome::Processed, 120)
+    };
+    h.store.finish(&finish).await.unwrap();
+    for uuid in [taken, created] {
+        let ttl = h.ttl(&h.keys.vcon(uuid)).await;
+        assert!((110..=120).contains(&ttl), "{uuid}: ttl {ttl}");
+        assert_eq!(h.pending_count(uuid).await, None, "{uuid}");
+    }
 }
 
 async fn recover_moves_items_back_to_the_head_oldest_first(h: Arc<Harness>) {
