@@ -204,12 +204,31 @@ pub fn corpus_dir() -> std::path::PathBuf {
 pub struct OwnRedis {
     pub port: u16,
     child: Option<std::process::Child>,
+    /// Where an append-only file keeps the data across `stop`/`resume` (None: nothing kept).
+    persistence: Option<std::path::PathBuf>,
 }
 
 impl OwnRedis {
     pub fn start() -> OwnRedis {
         let port = free_port();
-        let mut redis = OwnRedis { port, child: None };
+        let mut redis = OwnRedis {
+            port,
+            child: None,
+            persistence: None,
+        };
+        redis.resume();
+        redis
+    }
+
+    /// A server that keeps its data in `dir` across `stop` and `resume`: every write is
+    /// fsynced before Redis answers it, so an outage loses nothing that was acknowledged.
+    pub fn start_persistent(dir: &std::path::Path) -> OwnRedis {
+        let port = free_port();
+        let mut redis = OwnRedis {
+            port,
+            child: None,
+            persistence: Some(dir.to_owned()),
+        };
         redis.resume();
         redis
     }
@@ -228,6 +247,17 @@ impl OwnRedis {
 
     /// Start the server again on the same port and wait until it answers.
     pub fn resume(&mut self) {
+        let persistence: Vec<std::ffi::OsString> = match &self.persistence {
+            Some(dir) => vec![
+                "--appendonly".into(),
+                "yes".into(),
+                "--appendfsync".into(),
+                "always".into(),
+                "--dir".into(),
+                dir.into(),
+            ],
+            None => vec!["--appendonly".into(), "no".into()],
+        };
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -236,9 +266,8 @@ impl OwnRedis {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(persistence)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test installs it)");

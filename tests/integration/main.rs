@@ -7,6 +7,7 @@ mod api_vcon;
 mod cli;
 mod common;
 mod corpus;
+mod faults;
 mod engine;
 mod links;
 mod outage;
