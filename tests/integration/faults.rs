@@ -312,6 +312,44 @@ fn assert_every(ledger: &Ledger, what: &str, expected: impl Fn(&Whereabouts) -> 
     );
 }
 
+/// `redis.vcon_ttl` and `redis.dlq_ttl` (the defaults): the TTLs a finished vCon gets.
+const VCON_TTL: i64 = 3600;
+const DLQ_TTL: i64 = 604_800;
+
+/// The pending count (None: no pending hash) and the TTL (`TTL`: -1 none, -2 no key) of each
+/// vCon.
+fn retention(scene: &Scene, uuids: &[String]) -> BTreeMap<String, (Option<i64>, i64)> {
+    let mut con = scene.connection().expect("Redis answers");
+    uuids
+        .iter()
+        .map(|uuid| {
+            let count: Option<i64> = redis::cmd("HGET")
+                .arg(scene.key(&format!("{{vcon:{uuid}}}:pending")))
+                .arg("count")
+                .query(&mut con)
+                .expect("the pending hash is readable");
+            let ttl: i64 = redis::cmd("TTL")
+                .arg(scene.key(&format!("vcon:{uuid}")))
+                .query(&mut con)
+                .expect("the TTL is readable");
+            (uuid.clone(), (count, ttl))
+        })
+        .collect()
+}
+
+/// No run holds any of `uuids` any more: the pending count is settled (its hash deleted) and
+/// the vCon has the TTL its last run asked for (redis.md §4.2), give or take the test's time.
+fn assert_settled(scene: &Scene, uuids: &[String], ttl: i64) {
+    let wrong: BTreeMap<String, (Option<i64>, i64)> = retention(scene, uuids)
+        .into_iter()
+        .filter(|(_, (count, left))| count.is_some() || *left > ttl || *left < ttl - 300)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "vCons with a pending count left or a TTL other than ~{ttl} s: {wrong:?}"
+    );
+}
+
 /// Poll `done` until it holds; after `PATIENCE`, fail with `report()`.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool, report: impl Fn() -> String) {
     let deadline = Instant::now() + PATIENCE;
@@ -410,6 +448,23 @@ impl Instance {
 
     fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Wait for the process to exit by itself (within `PATIENCE`); its exit status.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance {} did not exit within {PATIENCE:?}\n{}",
+                self.id,
+                self.log_tail(40)
+            );
+            std::thread::sleep(POLL);
+        }
     }
 
     /// POST a fresh vCon to the ingress list; its uuid.
@@ -629,6 +684,7 @@ fn assert_every_vcon_delivered(scene: &Scene, uuids: &[String], instances: &[&In
         uuids.len(),
         "one file per vCon in the file storage, no other: {files:?}"
     );
+    assert_settled(scene, uuids, VCON_TTL);
 }
 
 #[test]
@@ -707,6 +763,129 @@ fn a_killed_instance_restarted_under_its_id_takes_back_its_own_leftovers() {
     let restarted = Instance::start(&scene, "a", &modules);
     assert_every_vcon_delivered(&scene, &uuids, &[&dead, &restarted]);
     assert!(!in_flight.is_empty(), "the kill interrupted runs");
+}
+
+/// The processing list of instance `id` (its name under the prefix).
+fn processing_of(id: &str) -> String {
+    format!("{{{INGRESS}}}:processing:{id}")
+}
+
+/// Whether instance `id` is registered: in `conserver:instances`, with its lists set.
+fn registered(scene: &Scene, id: &str) -> bool {
+    let read = || -> redis::RedisResult<(bool, bool)> {
+        let mut con = scene.connection()?;
+        let member: bool = redis::cmd("SISMEMBER")
+            .arg(scene.key("conserver:instances"))
+            .arg(id)
+            .query(&mut con)?;
+        let lists: bool = redis::cmd("EXISTS")
+            .arg(scene.key(&format!("conserver:instance:{id}:lists")))
+            .query(&mut con)?;
+        Ok((member, lists))
+    };
+    read().is_ok_and(|(member, lists)| member && lists)
+}
+
+#[test]
+fn an_instance_presumed_dead_that_comes_back_is_still_recovered_when_it_dies() {
+    let scene = Scene::on_shared_redis();
+    let modules = scene.slow_chain_yaml(0.2);
+    let mut a = Instance::start(&scene, "a", &modules);
+    let mut uuids = a.post_vcons(20);
+    wait_until(
+        "4 vCons processed by instance a",
+        || scene.chain_stat("processed") >= 4,
+        || scene.report(&uuids, &[&a]),
+    );
+    // Frozen longer than its heartbeat lives, `a` looks dead to `b`, which takes back its items.
+    let first_in_flight = freeze_with_work_in_flight(&scene, &a, "a");
+    let b = Instance::start(&scene, "b", &modules);
+    wait_until(
+        "recovery of the frozen instance a by b",
+        || {
+            scene
+                .try_list(&processing_of("a"))
+                .is_ok_and(|l| l.is_empty())
+                && !registered(&scene, "a")
+        },
+        || scene.report(&uuids, &[&a, &b]),
+    );
+
+    // Back to life, `a` finds its heartbeat gone and registers again (redis.md §3.4); it
+    // finishes the runs it had (duplicates, allowed) and takes new work.
+    a.signal("CONT");
+    wait_until(
+        "instance a registered again",
+        || registered(&scene, "a"),
+        || scene.report(&uuids, &[&a, &b]),
+    );
+    uuids.extend(b.post_vcons(40));
+    let second_in_flight = freeze_with_work_in_flight(&scene, &a, "a");
+    a.kill_hard();
+
+    // Its second death must be noticed like the first: the items it took after coming back
+    // are recovered too, not stranded in its processing list.
+    assert_every_vcon_delivered(&scene, &uuids, &[&a, &b]);
+    let recovered = b.metric(
+        "conserver_recovered_items_total",
+        &[("ingress_list", INGRESS)],
+    );
+    assert_eq!(
+        recovered,
+        (first_in_flight.len() + second_in_flight.len()) as f64,
+        "b recovered a twice: {first_in_flight:?}, then {second_in_flight:?}"
+    );
+}
+
+#[test]
+fn sigterm_hands_back_the_runs_that_outlast_the_grace_at_the_head_of_the_list() {
+    let scene = Scene::on_shared_redis();
+    // Runs far longer than limits.shutdown_grace (5 s).
+    let mut instance = Instance::start(&scene, "a", &scene.slow_chain_yaml(60.0));
+    let uuids = instance.post_vcons(6);
+    wait_until(
+        "4 runs in flight (workers: 4) and 2 vCons waiting",
+        || scene.list(&processing_of("a")).len() == 4 && scene.list(INGRESS).len() == 2,
+        || scene.report(&uuids, &[&instance]),
+    );
+
+    instance.signal("TERM");
+    let status = instance.wait_exit();
+    assert!(
+        status.success(),
+        "a clean exit on SIGTERM ({status})\n{}",
+        instance.log_tail(40)
+    );
+    // The interrupted runs went back to the head, oldest first: the list is in posting order.
+    assert_eq!(
+        scene.list(INGRESS),
+        uuids,
+        "every vCon back in the ingress list, in the order it was posted\n{}",
+        scene.report(&uuids, &[&instance])
+    );
+    assert_every(&scene.ledger_now(&uuids), "only queued", |w| {
+        *w == Whereabouts {
+            ingress: 1,
+            ..Whereabouts::default()
+        }
+    });
+    for field in ["processed", "halted", "failed"] {
+        assert_eq!(scene.chain_stat(field), 0, "no run ended as {field}");
+    }
+    // Still queued: one pending run each, and no TTL (a queued vCon cannot expire, §3.1).
+    let expected: BTreeMap<String, (Option<i64>, i64)> =
+        uuids.iter().map(|u| (u.clone(), (Some(1), -1))).collect();
+    assert_eq!(
+        retention(&scene, &uuids),
+        expected,
+        "(pending count, TTL) per vCon"
+    );
+    let left: Vec<String> = scene.keys("conserver:instance*").expect("Redis answers");
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "the instance left the cluster: no heartbeat, lists set or membership"
+    );
 }
 
 #[test]
@@ -848,6 +1027,8 @@ fn a_failing_webhook_link_dead_letters_then_reprocessing_finishes_the_vcons() {
         }
     });
     assert_eq!(scene.chain_stat("failed"), 5);
+    // A failed run keeps the vCon for the DLQ's retention (redis.md §4.2).
+    assert_settled(&scene, &uuids, DLQ_TTL);
     assert_eq!(
         requests_per_uuid(&rt, &hook),
         each_times(&uuids, 2),
@@ -875,6 +1056,7 @@ fn a_failing_webhook_link_dead_letters_then_reprocessing_finishes_the_vcons() {
         each_times(&uuids, 1),
         "one successful delivery per vCon after the webhook recovered"
     );
+    assert_settled(&scene, &uuids, VCON_TTL);
     assert_eq!(scene.chain_stat("processed"), 5);
 }
 
@@ -919,6 +1101,8 @@ fn a_storage_down_holds_back_egress_until_its_dlq_is_reprocessed() {
         Vec::<String>::new(),
         "nothing announced yet"
     );
+    // A dead-lettered storage write keeps the vCon for the DLQ's retention (redis.md §4.2).
+    assert_settled(&scene, &uuids, DLQ_TTL);
     assert_eq!(
         scene.chain_stat("processed"),
         5,
@@ -989,6 +1173,7 @@ fn two_instances_share_the_lists_and_process_each_vcon_once() {
         200,
         "200 different uuids on egress"
     );
+    assert_settled(&scene, &uuids, VCON_TTL);
     assert_eq!(
         scene.chain_stat("processed"),
         200,
