@@ -14,8 +14,8 @@
 //!   uuid is seen within a fraction of a millisecond of its push. (An HTTP consumer would use
 //!   `GET /vcon/egress?egress_list=…&limit=1000`, which is the same `LPOP`.)
 //! - With `--sample-every S` a `SAMPLE` line is printed every S seconds: vCons posted and seen
-//!   so far, latency percentiles of the window, the RSS of each `--watch name=pid` process and
-//!   Redis's `used_memory`.
+//!   so far, latency percentiles of the window, the RSS of each `--watch name=pid` process,
+//!   Redis's `used_memory` and its number of keys.
 //!
 //! The last line is `RESULT key=value …`, read by scripts/bench-e2e.
 //!
@@ -160,19 +160,29 @@ async fn redis_used_mb(connection: &mut redis::aio::MultiplexedConnection) -> f6
         .map_or(f64::NAN, |bytes| bytes / 1024.0 / 1024.0)
 }
 
-/// Pops the egress list until every created vCon was seen, or `stop` is reached. Returns the
-/// latencies (µs) of all uuids seen, and the counts of duplicates and of foreign uuids.
+/// The number of keys in Redis (`DBSIZE`).
+async fn redis_keys(connection: &mut redis::aio::MultiplexedConnection) -> i64 {
+    redis::cmd("DBSIZE")
+        .query_async(connection)
+        .await
+        .unwrap_or(-1)
+}
+
+/// Pops the egress list until every created vCon was seen or, once sending is done, the drain
+/// timeout expires. Returns the latencies (µs) of all uuids seen, the counts of duplicates and
+/// of foreign uuids, and when the last of ours was seen.
 async fn consume(
     shared: Arc<Shared>,
     mut connection: redis::aio::MultiplexedConnection,
     egress: String,
     total: usize,
     drain_timeout: Duration,
-) -> (Vec<u32>, u64, u64) {
+) -> (Vec<u32>, u64, u64, Instant) {
     let mut seen = vec![false; total];
     let mut latencies = Vec::with_capacity(total);
     let (mut duplicates, mut foreign) = (0u64, 0u64);
     let mut deadline: Option<Instant> = None;
+    let mut last_seen = shared.start;
     loop {
         let first: Option<(String, String)> = redis::cmd("BLPOP")
             .arg(&egress)
@@ -204,6 +214,9 @@ async fn consume(
                 None => foreign += 1,
             }
         }
+        if !window.is_empty() {
+            last_seen = now;
+        }
         shared
             .seen
             .fetch_add(window.len() as u64, Ordering::Relaxed);
@@ -221,7 +234,7 @@ async fn consume(
             }
         }
     }
-    (latencies, duplicates, foreign)
+    (latencies, duplicates, foreign, last_seen)
 }
 
 #[tokio::main]
@@ -292,6 +305,7 @@ async fn main() {
             out += &format!(" {name}_rss_mb={:.1}", values[0]);
         }
         out += &format!(" redis_used_mb={:.1}", redis_used[0]);
+        out += &format!(" redis_keys={}", redis_keys(&mut info_connection).await);
         println!("{out}");
     }
 
@@ -374,12 +388,13 @@ async fn main() {
                     out += &format!(" {name}_rss_mb={:.1}", values[values.len() - 1]);
                 }
                 out += &format!(" redis_used_mb={:.1}", redis_used[redis_used.len() - 1]);
+                out += &format!(" redis_keys={}", redis_keys(&mut info_connection).await);
                 println!("{out}");
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (mut latencies, duplicates, foreign) = consumer.await.expect("consumer");
+    let (mut latencies, duplicates, foreign, last_seen) = consumer.await.expect("consumer");
     // Sending took from `start` to the last POST, plus one period for that POST itself.
     let elapsed_sending =
         shared.last_send_us.load(Ordering::Relaxed) as f64 / 1e6 + 1.0 / args.rate;
@@ -404,7 +419,7 @@ async fn main() {
     let mut result = format!(
         "RESULT rate={} seconds={} achieved={:.0} created={created} post_errors={} not_sent={not_sent} \
          post_p50_ms={:.2} post_p99_ms={:.2} egressed={} missing={missing} duplicates={duplicates} \
-         foreign={foreign} p50_ms={:.1} p90_ms={:.1} p99_ms={:.1} max_ms={:.1} max_lag_ms={:.1}",
+         foreign={foreign} egress_rate={:.0} p50_ms={:.1} p90_ms={:.1} p99_ms={:.1} max_ms={:.1} max_lag_ms={:.1}",
         args.rate,
         args.seconds,
         created as f64 / elapsed_sending,
@@ -412,6 +427,7 @@ async fn main() {
         quantile_ms(&post, 0.5),
         quantile_ms(&post, 0.99),
         latencies.len(),
+        latencies.len() as f64 / (last_seen - shared.start).as_secs_f64().max(1e-3),
         quantile_ms(&latencies, 0.5),
         quantile_ms(&latencies, 0.9),
         quantile_ms(&latencies, 0.99),
@@ -435,5 +451,6 @@ async fn main() {
         redis_used[0],
         redis_used[redis_used.len() - 1]
     );
+    result += &format!(" redis_keys={}", redis_keys(&mut info_connection).await);
     println!("{result}");
 }
