@@ -1,10 +1,11 @@
 //! This instance's life in Redis (redis.md §3.4–§3.5): its heartbeat, and the reaper that
 //! hands a dead instance's in-flight items back to their ingress lists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::runner::InFlight;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -88,4 +89,65 @@ pub async fn reap(
         tracing::warn!(instance = %dead, items = total, "instance found dead: its in-flight vCons were put back at the head of their ingress lists");
     }
     Ok(())
+}
+
+/// Every `ttl` seconds, put back what this instance holds in its processing lists but no
+/// longer runs: a claim whose answer was lost (Redis did the move, the reply never came), or a
+/// run whose end could not be recorded. Such an item would otherwise wait for this instance to
+/// die. An item is put back only when it was already unknown one pass earlier, so a claim
+/// whose answer is on its way (at most the claim wait plus the response timeout) is left alone.
+pub async fn sweeper(
+    store: Arc<dyn Store>,
+    id: String,
+    ttl: u64,
+    lists: ConsumedLists,
+    in_flight: InFlight,
+    metrics: Arc<Metrics>,
+) {
+    let mut suspects: HashSet<(String, String)> = HashSet::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(ttl.max(10))).await;
+        let noted: Vec<String> = lists
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let mut unknown = HashSet::new();
+        for list in noted {
+            let items = match store.processing_items(&list, &id).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::debug!(list = %list, error = %e, "processing list not swept");
+                    continue;
+                }
+            };
+            let running = in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            for item in items {
+                let key = (list.clone(), item);
+                if running.contains(&key) {
+                    continue;
+                }
+                if !suspects.contains(&key) {
+                    unknown.insert(key);
+                    continue;
+                }
+                match store.return_item(&key.0, &id, &key.1).await {
+                    Ok(true) => {
+                        metrics
+                            .recovered_items
+                            .with_label_values(&[key.0.as_str()])
+                            .inc();
+                        tracing::warn!(list = %key.0, item = %key.1, "an item this instance held but did not run was put back at the head of its list");
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::debug!(list = %key.0, error = %e, "stranded item not put back yet");
+                        unknown.insert(key);
+                    }
+                }
+            }
+        }
+        suspects = unknown;
+    }
 }

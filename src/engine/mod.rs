@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use observer::MetricsObserver;
 pub use pipelines::Pipelines;
-use runner::{ChainLink, ChainRunner, RunSettings};
+use runner::{ChainLink, ChainRunner, InFlight, RunSettings};
 use storage_phase::{StorageDelivery, StorageSink};
 
 /// Deliveries one storage handles at once on this instance.
@@ -44,6 +44,8 @@ pub struct Engine {
     running: Mutex<Vec<String>>,
     /// Every ingress list this instance has consumed (noted in the store for recovery).
     consumed: instance::ConsumedLists,
+    /// What this instance runs, to tell stranded items from running ones.
+    in_flight: InFlight,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -68,6 +70,7 @@ impl Engine {
         }
         store.register_instance(&id, &info, ttl).await?;
         let consumed = instance::ConsumedLists::default();
+        let in_flight = InFlight::default();
         let background = vec![
             tokio::spawn(instance::heartbeat(
                 store.clone(),
@@ -82,6 +85,14 @@ impl Engine {
                 ttl,
                 metrics.clone(),
             )),
+            tokio::spawn(instance::sweeper(
+                store.clone(),
+                id.clone(),
+                ttl,
+                consumed.clone(),
+                in_flight.clone(),
+                metrics.clone(),
+            )),
         ];
         let runtime = Runtime::start(Arc::new(MetricsObserver(metrics.clone())));
         let engine = Engine {
@@ -91,6 +102,7 @@ impl Engine {
             instance_id: id,
             running: Mutex::new(Vec::new()),
             consumed,
+            in_flight,
             background,
         };
         engine.apply(config, pipelines).await;
@@ -170,6 +182,7 @@ impl Engine {
                     enqueue_lists: enqueue_lists.clone(),
                 },
                 metrics: self.metrics.clone(),
+                in_flight: self.in_flight.clone(),
             };
             let spec = ChainSpec {
                 name: chain.name.clone(),

@@ -4,7 +4,7 @@
 //! [`Work`]: a panic anywhere in a run reaches [`Work::panicked`], which dead-letters the item.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conserver_actors::{BoxFuture, RetryPolicy, Work};
@@ -48,6 +48,10 @@ pub struct RunSettings {
     pub enqueue_lists: Arc<HashSet<String>>,
 }
 
+/// The items this instance holds in its processing lists *and runs*: `(ingress list, item)`.
+/// Anything else in its processing lists is stranded (see `instance::sweeper`).
+pub type InFlight = Arc<Mutex<HashSet<(String, String)>>>;
+
 /// Everything a run of one chain needs; the [`Work`] of the chain.
 pub struct ChainRunner {
     pub chain: Chain,
@@ -60,6 +64,8 @@ pub struct ChainRunner {
     pub instance_id: String,
     pub settings: RunSettings,
     pub metrics: Arc<Metrics>,
+    /// Shared by every chain of the instance.
+    pub in_flight: InFlight,
 }
 
 /// How a run ended, before it is finished in the store.
@@ -110,7 +116,10 @@ impl Work for ChainRunner {
         Box::pin(async move {
             let list = &self.chain.ingress_lists[source];
             match self.store.claim(list, &self.instance_id, wait).await {
-                Ok(item) => Ok(item.map(|item| Claimed { source, item })),
+                Ok(item) => Ok(item.map(|item| {
+                    self.hold(list, &item, true);
+                    Claimed { source, item }
+                })),
                 Err(e) => Err(format!("cannot take from {list}: {e}")),
             }
         })
@@ -126,6 +135,7 @@ impl Work for ChainRunner {
                 .inc();
             let ending = self.process(&claimed, &list).await;
             self.finish(&claimed, &list, ending).await;
+            self.hold(&list, &claimed.item, false);
             self.metrics
                 .chain_duration
                 .with_label_values(&[self.chain.name.as_str()])
@@ -145,6 +155,16 @@ impl Work for ChainRunner {
 }
 
 impl ChainRunner {
+    /// Note that this instance runs `item` of `list` (or no longer does).
+    fn hold(&self, list: &str, item: &str, held: bool) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if held {
+            in_flight.insert((list.to_owned(), item.to_owned()));
+        } else {
+            in_flight.remove(&(list.to_owned(), item.to_owned()));
+        }
+    }
+
     async fn process(&self, claimed: &Claimed, list: &str) -> Ending {
         let Some(uuid) = vcon::parse_uuid(&claimed.item) else {
             tracing::warn!(chain = %self.chain.name, item = %claimed.item, "not a vCon uuid: dropped from {list}");

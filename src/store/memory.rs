@@ -557,6 +557,26 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn processing_items(&self, list: &str, instance_id: &str) -> StoreResult<Vec<String>> {
+        let processing = self.keys.processing(list, instance_id);
+        self.with_data(|data, _| data.lrange(&processing, 0, -1))
+    }
+
+    async fn return_item(&self, list: &str, instance_id: &str, item: &str) -> StoreResult<bool> {
+        let processing = self.keys.processing(list, instance_id);
+        let destination = self.keys.list(list);
+        self.with_data(|data, _| {
+            if !data.lrem_first(&processing, item)? {
+                return Ok(false);
+            }
+            data.write(&destination, |queue: &mut VecDeque<String>| {
+                queue.push_front(item.to_owned())
+            })?;
+            data.wake(&destination);
+            Ok(true)
+        })
+    }
+
     async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
         let heartbeat = self.keys.instance(id);
         self.with_data(|data, _| {

@@ -298,6 +298,15 @@ pub trait Store: Send + Sync + 'static {
     /// clean shutdown. Safe to run concurrently from several instances (each move is atomic).
     async fn recover_instance(&self, id: &str) -> StoreResult<Vec<(String, u64)>>;
 
+    /// The items of this instance's processing list of `list`, oldest first.
+    async fn processing_items(&self, list: &str, instance_id: &str) -> StoreResult<Vec<String>>;
+
+    /// Put `item` back at the head of `list` if it is still in this instance's processing list
+    /// (atomically: removed there, then pushed); whether it was moved. For an item this
+    /// instance holds but runs no more (a claim whose answer was lost, a run whose end could
+    /// not be recorded).
+    async fn return_item(&self, list: &str, instance_id: &str, item: &str) -> StoreResult<bool>;
+
     /// Delete this instance's heartbeat key (clean shutdown, after `recover_instance`).
     async fn deregister_instance(&self, id: &str) -> StoreResult<()>;
 
@@ -502,6 +511,30 @@ enum IndexScore {
     KeepOr(i64),
 }
 
+/// Cache a vCon text read back from a storage (api.md §4, redis.md §5): written and indexed as
+/// a posted one would be (TTL `vcon_ttl` unless it is pending), without queueing it.
+pub async fn recache(store: &dyn Store, uuid: Uuid, text: &str) -> StoreResult<()> {
+    let described = crate::vcon::describe(text);
+    let parties = described
+        .as_ref()
+        .map(|d| d.parties.clone())
+        .unwrap_or_default();
+    let score = described
+        .and_then(|d| d.created_at)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    store
+        .put_vcon(
+            VconWrite {
+                uuid,
+                text,
+                score,
+                parties: &parties,
+            },
+            &[],
+        )
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,28 +580,4 @@ mod tests {
             r#"{"chain":"main","egress_lists":["out","next"],"storages":["s3"]}"#
         );
     }
-}
-
-/// Cache a vCon text read back from a storage (api.md §4, redis.md §5): written and indexed as
-/// a posted one would be (TTL `vcon_ttl` unless it is pending), without queueing it.
-pub async fn recache(store: &dyn Store, uuid: Uuid, text: &str) -> StoreResult<()> {
-    let described = crate::vcon::describe(text);
-    let parties = described
-        .as_ref()
-        .map(|d| d.parties.clone())
-        .unwrap_or_default();
-    let score = described
-        .and_then(|d| d.created_at)
-        .unwrap_or_else(|| chrono::Utc::now().timestamp());
-    store
-        .put_vcon(
-            VconWrite {
-                uuid,
-                text,
-                score,
-                parties: &parties,
-            },
-            &[],
-        )
-        .await
 }

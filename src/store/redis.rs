@@ -68,6 +68,16 @@ end
 return 1
 "#;
 
+/// Moves an item this instance holds but runs no more back to the head of its list, only if
+/// it is still in the processing list. KEYS: the processing list, the list. ARGV: the item.
+const RETURN_ITEM_SCRIPT: &str = r#"
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
 /// Writes `vcon:<uuid>` as a RedisJSON document (`redis.json_module`): `JSON.SET` cannot
 /// replace a value of another type, so such a value is deleted first, atomically.
 /// KEYS: the vCon. ARGV: the text.
@@ -138,6 +148,8 @@ pub struct RedisStore {
     sorted_set: String,
     settle_ttl: Script,
     write_json: Script,
+    /// Loaded by `redis-rs` on first use (`return_item` is rare).
+    return_item: Script,
     ttl_step: Script,
     release_egress: Script,
     /// Whether this connection's server is believed to have this store's scripts. False at
@@ -199,6 +211,7 @@ impl RedisStore {
             sorted_set,
             settle_ttl: Script::new(SETTLE_TTL_SCRIPT),
             write_json: Script::new(WRITE_JSON_SCRIPT),
+            return_item: Script::new(RETURN_ITEM_SCRIPT),
             ttl_step: Script::new(TTL_STEP_SCRIPT),
             release_egress: Script::new(RELEASE_EGRESS_SCRIPT),
             script_loaded: AtomicBool::new(false),
@@ -1110,6 +1123,26 @@ impl Store for RedisStore {
             .ignore();
         self.query::<Value>(&pipe).await?;
         Ok(recovered)
+    }
+
+    async fn processing_items(&self, list: &str, instance_id: &str) -> StoreResult<Vec<String>> {
+        let mut lrange = redis::cmd("LRANGE");
+        lrange
+            .arg(self.keys.processing(list, instance_id))
+            .arg(0)
+            .arg(-1);
+        self.query_cmd(&lrange).await
+    }
+
+    async fn return_item(&self, list: &str, instance_id: &str, item: &str) -> StoreResult<bool> {
+        // Both keys share the list's hash slot (`{<list>}:processing:<id>`).
+        let mut connection = self.connection.clone();
+        let mut invocation = self
+            .return_item
+            .key(self.keys.processing(list, instance_id));
+        invocation.key(self.keys.list(list)).arg(item);
+        let call = invocation.invoke_async::<i64>(&mut connection);
+        Ok(self.settle(call).await? == 1)
     }
 
     async fn deregister_instance(&self, id: &str) -> StoreResult<()> {

@@ -238,6 +238,7 @@ async fn a_panicking_link_dead_letters_its_vcon_and_the_chain_goes_on() {
             enqueue_lists: Arc::new(["calls".to_owned()].into_iter().collect()),
         },
         metrics: state.state.metrics.clone(),
+        in_flight: Default::default(),
     };
     let runtime = Runtime::start(Arc::new(conserver::engine::observer::MetricsObserver(
         state.state.metrics.clone(),

@@ -307,6 +307,7 @@ conformance! {
     ttl_step_zero_means_never;
     ttl_step_for_a_vcon_without_a_pending_count;
     ttl_step_of_a_replaced_vcon_settles_the_one_taken;
+    a_held_item_is_returned_to_the_head_once;
     recover_moves_items_back_to_the_head_oldest_first;
     dead_instances_are_those_without_a_heartbeat;
     heartbeat_registers_again_after_expiry;
@@ -1464,6 +1465,36 @@ async fn ttl_step_of_a_replaced_vcon_settles_the_one_taken(h: Arc<Harness>) {
         assert!((110..=120).contains(&ttl), "{uuid}: ttl {ttl}");
         assert_eq!(h.pending_count(uuid).await, None, "{uuid}");
     }
+}
+
+async fn a_held_item_is_returned_to_the_head_once(h: Arc<Harness>) {
+    let first = claimed(&h).await;
+    let second = claimed(&h).await;
+    let waiting = Uuid::new_v4();
+    h.put_plain(waiting, 1, &["calls"]).await;
+    assert_eq!(
+        h.store.processing_items("calls", INSTANCE).await.unwrap(),
+        [first.clone(), second.clone()]
+    );
+    assert!(h
+        .store
+        .return_item("calls", INSTANCE, &first)
+        .await
+        .unwrap());
+    // Only an item still held moves, and only once.
+    assert!(!h
+        .store
+        .return_item("calls", INSTANCE, &first)
+        .await
+        .unwrap());
+    assert_eq!(
+        h.store.processing_items("calls", INSTANCE).await.unwrap(),
+        [second]
+    );
+    assert_eq!(
+        h.store.pop_front("calls", 10).await.unwrap(),
+        [first, waiting.to_string()]
+    );
 }
 
 async fn recover_moves_items_back_to_the_head_oldest_first(h: Arc<Harness>) {
