@@ -65,23 +65,32 @@ struct Args {
     watch: Vec<String>,
 }
 
-/// The vCon text, split around its uuid: the same 5.3 KB vCon as bench/post.lua.
-fn body_parts() -> (String, String) {
-    let words: Vec<String> = (1..=600).map(|i| format!("word{}", i % 97)).collect();
-    let text = words.join(" ");
-    let head = r#"{"uuid":""#.to_owned();
-    let tail = format!(
+/// The text of vCon `i`: the 5.3 KB vCon of bench/post.lua (two parties, one text dialog of
+/// 600 words), with party values of its own (`+1555…`/`+1666…`, `Caller …`, `Agent …`,
+/// `agent….@example.com`) as in real traffic. With values shared by every vCon, each party
+/// index set (`tel:…`, `name:…`) would collect every uuid of the soak and never expire, since
+/// each addition renews its TTL; with values of its own, a vCon's index entries expire after
+/// `redis.index_ttl` like the vCon.
+fn body(i: usize, text: &str) -> String {
+    format!(
         concat!(
-            r#"","vcon":"0.4.0","created_at":"2026-11-28T10:00:00Z","subject":"benchmark call","#,
-            r#""parties":[{{"tel":"+15550100","name":"Alice","role":"customer"}},"#,
-            r#"{{"tel":"+15550199","name":"Bob","role":"agent","mailto":"bob@example.com"}}],"#,
+            r#"{{"uuid":"{uuid}","vcon":"0.4.0","created_at":"2026-11-28T10:00:00Z","subject":"benchmark call","#,
+            r#""parties":[{{"tel":"+1555{i:07}","name":"Caller {i}","role":"customer"}},"#,
+            r#"{{"tel":"+1666{i:07}","name":"Agent {i}","role":"agent","mailto":"agent{i}@example.com"}}],"#,
             r#""dialog":[{{"type":"text","start":"2026-11-28T10:00:00Z","duration":42.5,"parties":[0,1],"#,
-            r#""originator":0,"mediatype":"text/plain","encoding":"none","body":"{}"}}],"#,
+            r#""originator":0,"mediatype":"text/plain","encoding":"none","body":"{text}"}}],"#,
             r#""analysis":[],"attachments":[]}}"#
         ),
-        text
-    );
-    (head, tail)
+        uuid = uuid_of(i),
+        i = i,
+        text = text,
+    )
+}
+
+/// The dialog text of every vCon: 600 words, as in bench/post.lua.
+fn dialog_text() -> String {
+    let words: Vec<String> = (1..=600).map(|i| format!("word{}", i % 97)).collect();
+    words.join(" ")
 }
 
 const UUID_PREFIX: &str = "e2e10000-0000-4000-8000-";
@@ -270,7 +279,7 @@ async fn main() {
         .build()
         .expect("HTTP client");
     let url = format!("{}/vcon?ingress_lists={}", args.api, args.ingress);
-    let (head, tail) = body_parts();
+    let text = dialog_text();
 
     // Memory before any load.
     let mut rss: Vec<Vec<f64>> = watched.iter().map(|(_, pid)| vec![rss_mb(pid)]).collect();
@@ -322,7 +331,7 @@ async fn main() {
                 shared.max_lag_us.fetch_max(lag, Ordering::Relaxed);
                 let since_start = shared.start.elapsed().as_micros() as u64;
                 shared.last_send_us.store(since_start, Ordering::Relaxed);
-                let body = format!("{head}{}{tail}", uuid_of(i));
+                let body = body(i, &text);
                 let request = http
                     .post(&url)
                     .header("content-type", "application/json")
