@@ -149,10 +149,13 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
         state.set_engine(engine.clone());
         Some(engine)
     };
+    // Signals are handled here, not by actix-server: its handler stops the whole actix
+    // System, which would stop the threads the chains run on before they drain.
     let server = HttpServer::new({
         let state = state.clone();
         move || api::app(state.clone())
     })
+    .disable_signals()
     .shutdown_timeout(30)
     .bind(addr)
     .map_err(|source| StartError::Listen {
@@ -162,12 +165,19 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     for bound in server.addrs() {
         tracing::info!(role = ?args.role, store = state.store.kind(), "conserver {} serving on http://{bound}", crate::version::VERSION);
     }
-    let reloads = [
+    let server = server.run();
+    let handle = server.handle();
+    let tasks = [
         actix_web::rt::spawn(reload_on_sighup(state.clone())),
         actix_web::rt::spawn(reload_on_file_change(state.clone())),
+        actix_web::rt::spawn(async move {
+            let signal = termination().await;
+            tracing::info!("{signal} received: stopping (in-flight requests finish first)");
+            handle.stop(true).await;
+        }),
     ];
-    let served = server.run().await;
-    for task in reloads {
+    let served = server.await;
+    for task in tasks {
         task.abort();
     }
     if let Some(engine) = engine {
@@ -180,6 +190,26 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     })?;
     tracing::info!("conserver stopped");
     Ok(())
+}
+
+/// Wait for SIGTERM or SIGINT; the name of the one received.
+async fn termination() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            tracing::warn!(
+                "SIGTERM/SIGINT cannot be handled here: the process stops without draining"
+            );
+            std::future::pending().await
+        }
+    }
 }
 
 /// Reload the config file on SIGHUP.

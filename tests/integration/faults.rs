@@ -1030,6 +1030,40 @@ fn sigterm_hands_back_the_runs_that_outlast_the_grace_at_the_head_of_the_list() 
 }
 
 #[test]
+fn sigterm_lets_the_runs_in_flight_finish_within_the_grace() {
+    let scene = Scene::on_shared_redis();
+    // Runs of 1.5 s, well within limits.shutdown_grace (5 s).
+    let mut instance = Instance::start(&scene, "a", &scene.slow_chain_yaml(1.5));
+    let uuids = instance.post_vcons(6);
+    wait_until(
+        "4 runs in flight (workers: 4)",
+        || scene.list(&processing_of("a")).len() == 4,
+        || scene.report(&uuids, &[&instance]),
+    );
+    let in_flight = scene.list(&processing_of("a"));
+
+    instance.signal("TERM");
+    let status = instance.wait_exit();
+    assert!(
+        status.success(),
+        "a clean exit on SIGTERM ({status})\n{}",
+        instance.log_tail(40)
+    );
+    // The runs in flight finished (stored, on egress); the ones still queued stay queued.
+    let ledger = scene.ledger_now(&uuids);
+    for uuid in &in_flight {
+        assert!(
+            ledger[uuid].delivered(),
+            "{uuid} was in flight at SIGTERM and must have finished: {:?}\n{}",
+            ledger[uuid],
+            scene.report(&uuids, &[&instance])
+        );
+    }
+    assert_eq!(scene.chain_stat("processed"), in_flight.len() as u64);
+    assert_eq!(scene.list(INGRESS).len(), uuids.len() - in_flight.len());
+}
+
+#[test]
 fn redis_stopped_and_started_mid_run_loses_nothing_and_the_server_recovers() {
     let data = tempfile::tempdir().expect("a directory for Redis' data");
     let mut redis = OwnRedis::start_persistent(data.path());
