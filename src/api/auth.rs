@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix_web::HttpRequest;
 use subtle::ConstantTimeEq;
 
+use super::body::BodyHeaders;
 use super::error::ApiError;
 use super::state::{AppState, Live};
 use crate::config::Config;
@@ -16,6 +17,18 @@ pub fn authorized(req: &HttpRequest, state: &AppState) -> Result<Arc<Live>, ApiE
     let config = state.config();
     require_token(req, &config)?;
     Ok(config)
+}
+
+/// For a token route with a body: the body's headers (413, 415), then the token (403), in the
+/// order of api.md §1.4. The body is read later, after the query is checked.
+pub fn authorized_with_body(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(Arc<Live>, BodyHeaders), ApiError> {
+    let config = state.config();
+    let body = BodyHeaders::check(req, config.api.max_body_bytes)?;
+    require_token(req, &config)?;
+    Ok((config, body))
 }
 
 /// Check the API token of a token route. With no token configured, the server only runs on a

@@ -17,6 +17,7 @@ const INLINE_GUNZIP_BYTES: usize = 64 * 1024;
 /// What the headers say about a body; checked before authentication (413, then 415).
 pub struct BodyHeaders {
     gzip: bool,
+    limit: usize,
 }
 
 impl BodyHeaders {
@@ -53,12 +54,14 @@ impl BodyHeaders {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
         Ok(BodyHeaders {
             gzip: gzip_type || gzip_encoding,
+            limit,
         })
     }
 
-    /// Read the body within `limit` bytes, gunzipped when the headers say so (the limit
+    /// Read the body within the limit it was checked against, gunzipped when the headers say so (the limit
     /// applies to the inflated size too).
-    pub async fn read(self, mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    pub async fn read(self, mut payload: web::Payload) -> Result<Bytes, ApiError> {
+        let limit = self.limit;
         let mut body = BytesMut::new();
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {

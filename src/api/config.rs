@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth;
-use super::body::BodyHeaders;
 use super::error::ApiError;
 use super::queues::parse_json;
 use super::state::AppState;
@@ -36,11 +35,8 @@ pub async fn post_config(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = state.config();
-    let limit = config.api.max_body_bytes;
-    let body = BodyHeaders::check(&req, limit)?;
-    auth::require_token(&req, &config)?;
-    let body = body.read(payload, limit).await?;
+    let (_, body) = auth::authorized_with_body(&req, &state)?;
+    let body = body.read(payload).await?;
     let document = parse_json(&body)?;
     if !document.is_object() {
         return Err(ApiError::problem(

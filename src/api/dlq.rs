@@ -6,7 +6,7 @@ use super::auth;
 use super::error::ApiError;
 use super::ingest::{self, Source};
 use super::params::Query;
-use super::read::{read_vcons, Recache};
+use super::read::{read_vcon, Recache};
 use super::state::AppState;
 use crate::engine;
 use crate::store::EgressRelease;
@@ -125,11 +125,9 @@ pub async fn reprocess_storage_dlq(
     let mut written = 0u64;
     for item in heads {
         let text = match vcon::parse_uuid(&item) {
-            Some(uuid) => read_vcons(&state, &live, &[uuid], Recache::Yes)
+            Some(uuid) => read_vcon(&state, &live, uuid, Recache::Yes)
                 .await
                 .map_err(ApiError::store("Failed to reprocess storage DLQ"))?
-                .pop()
-                .flatten()
                 .map(|text| (uuid, text)),
             None => None,
         };

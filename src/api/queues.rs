@@ -6,7 +6,6 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth;
-use super::body::BodyHeaders;
 use super::error::ApiError;
 use super::ingest::{self, Source};
 use super::params::Query;
@@ -93,14 +92,11 @@ pub async fn reingress(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = state.config();
-    let limit = config.api.max_body_bytes;
-    let body = BodyHeaders::check(&req, limit)?;
-    auth::require_token(&req, &config)?;
+    let (config, body) = auth::authorized_with_body(&req, &state)?;
     let mut query = Query::of(&req);
     let list = query.required("ingress_list");
     query.finish()?;
-    let body = body.read(payload, limit).await?;
+    let body = body.read(payload).await?;
     let document = parse_json(&body)?;
     let lists = [list];
     ingest::require_chain_reads(&config, &lists)?;

@@ -54,3 +54,16 @@ pub async fn read_vcons(
     }
     Ok(found)
 }
+
+/// The vCon of `uuid`, as [`read_vcons`] reads it.
+pub async fn read_vcon(
+    state: &AppState,
+    live: &Live,
+    uuid: Uuid,
+    recache: Recache,
+) -> Result<Option<String>, StoreError> {
+    Ok(read_vcons(state, live, &[uuid], recache)
+        .await?
+        .pop()
+        .flatten())
+}

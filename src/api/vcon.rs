@@ -7,7 +7,7 @@ use super::body::BodyHeaders;
 use super::error::ApiError;
 use super::ingest::{self, Source};
 use super::params::{path_uuid, Query};
-use super::read::{read_vcons, Recache};
+use super::read::{read_vcon, read_vcons, Recache};
 use super::state::AppState;
 use crate::store::{ListQuery, SearchTerms};
 use crate::vcon;
@@ -23,12 +23,9 @@ pub async fn post_vcon(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let config = state.config();
-    let limit = config.api.max_body_bytes;
-    let body = BodyHeaders::check(&req, limit)?;
-    auth::require_token(&req, &config)?;
+    let (config, body) = auth::authorized_with_body(&req, &state)?;
     let lists = Query::of(&req).all("ingress_lists");
-    let body = body.read(payload, limit).await?;
+    let body = body.read(payload).await?;
     let vcon = ingest::store_posted(&state, &config, body, &lists, Source::New).await?;
     Ok(HttpResponse::Created()
         .content_type("application/json")
@@ -53,7 +50,7 @@ pub async fn external_ingress(
     let list = query.required("ingress_list");
     query.finish()?;
     auth::require_ingress_key(&req, &config, &list)?;
-    let body = body.read(payload, limit).await?;
+    let body = body.read(payload).await?;
     ingest::store_posted(&state, &config, body, &[list], Source::External).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -70,11 +67,9 @@ pub async fn get_vcon(
 ) -> Result<HttpResponse, ApiError> {
     let live = auth::authorized(&req, &state)?;
     let uuid = path_uuid(&path)?;
-    let text = read_vcons(&state, &live, &[uuid], Recache::Yes)
+    let text = read_vcon(&state, &live, uuid, Recache::Yes)
         .await
         .map_err(ApiError::store("Failed to read vCon"))?
-        .pop()
-        .flatten()
         .ok_or_else(|| ApiError::NotFound("vCon not found".into()))?;
     Ok(json_text(text))
 }
@@ -194,11 +189,9 @@ pub async fn delete_vcon(
 ) -> Result<HttpResponse, ApiError> {
     let live = auth::authorized(&req, &state)?;
     let uuid = path_uuid(&path)?;
-    let stored = read_vcons(&state, &live, &[uuid], Recache::No)
+    let stored = read_vcon(&state, &live, uuid, Recache::No)
         .await
-        .map_err(ApiError::store("Failed to delete vCon"))?
-        .pop()
-        .flatten();
+        .map_err(ApiError::store("Failed to delete vCon"))?;
     let parties = stored
         .as_deref()
         .and_then(vcon::describe)
