@@ -1,5 +1,7 @@
 -- wrk script: GET /vcon/{uuid} of vCons stored by post.lua (thread 0's first N requests).
 -- wrk builds one request per thread at start and never sends it, so counter 1 is skipped.
+dofile("bench/vcon.lua")
+
 local stored = tonumber(os.getenv("BENCH_STORED") or "1000")
 
 function init(args)
@@ -12,9 +14,5 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.status + summary.errors.timeout
-  io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f requests=%d errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, summary.requests, errors))
+  report_latency(summary, latency)
 end

@@ -10,6 +10,8 @@
 -- wrk 4.1 calls request() once on thread 0 to check the script and never sends that request,
 -- so thread 0 builds one POST more than its quota (its uuid counter 1 is never posted).
 -- The uuid encodes the thread and a per-thread counter: e2e00000-000<thread>-4000-8000-<counter>.
+dofile("bench/vcon.lua")
+
 local count = tonumber(os.getenv("E2E_COUNT") or "20000")
 local nthreads = tonumber(os.getenv("E2E_THREADS") or "2")
 local ingress = os.getenv("E2E_INGRESS") or "e2e_ingress"
@@ -26,17 +28,8 @@ function init(args)
   to_build = quota + ((tid == 0) and 1 or 0)
   sent = 0
   created = 0
-  local words = {}
-  for i = 1, 600 do words[i] = "word" .. (i % 97) end
-  local text = table.concat(words, " ")
   path = "/vcon?ingress_lists=" .. ingress
-  head = '{"uuid":"'
-  tail = '","vcon":"0.4.0","created_at":"2026-11-28T10:00:00Z","subject":"benchmark call",' ..
-    '"parties":[{"tel":"+15550100","name":"Alice","role":"customer"},' ..
-    '{"tel":"+15550199","name":"Bob","role":"agent","mailto":"bob@example.com"}],' ..
-    '"dialog":[{"type":"text","start":"2026-11-28T10:00:00Z","duration":42.5,"parties":[0,1],' ..
-    '"originator":0,"mediatype":"text/plain","encoding":"none","body":"' .. text .. '"}],' ..
-    '"analysis":[],"attachments":[]}'
+  head, tail = vcon_parts()
   headers = { ["Content-Type"] = "application/json" }
 end
 
@@ -57,8 +50,6 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.status + summary.errors.timeout
   io.write(string.format("RESULT seconds=%.2f requests=%d errors=%d\n",
-    summary.duration / 1e6, summary.requests, errors))
+    summary.duration / 1e6, summary.requests, errors_of(summary)))
 end
