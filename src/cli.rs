@@ -26,6 +26,10 @@ enum Command {
         /// The file to check, as for `serve`.
         #[arg(long, conflicts_with = "path")]
         config: Option<PathBuf>,
+        /// The role the configuration is checked for (the authentication rule does not apply
+        /// to `worker`, which serves no token route).
+        #[arg(long, env = "CONSERVER_ROLE", value_enum, default_value_t = Role::All)]
+        role: Role,
     },
 }
 
@@ -47,6 +51,6 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => server::run(args),
-        Command::CheckConfig { path, config } => server::check_config(path.or(config)),
+        Command::CheckConfig { path, config, role } => server::check_config(path.or(config), role),
     }
 }

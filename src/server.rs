@@ -3,7 +3,7 @@
 //! SIGTERM/SIGINT, then drain the chains and hand back what is left (redis.md §3.6). SIGHUP and
 //! a change of the config file reload the configuration live (config.md §10).
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use actix_web::{web, HttpServer};
 
-use crate::api::{self, AppState, Role};
+use crate::api::{self, AppState, ConfigSource, Role};
 use crate::cli::ServeArgs;
-use crate::config::{Config, ConfigError, ConfigProblem, Env};
+use crate::config::{access, Config, ConfigError, ConfigProblem, Env};
 use crate::engine::{Engine, Pipelines};
 use crate::links::Shared;
 use crate::metrics::Metrics;
@@ -26,12 +26,6 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Modules(Vec<ConfigProblem>),
-    #[error(
-        "refusing to start: no API token is configured and api.bind ({0}) is not a loopback \
-         address. Set CONSERVER_API_TOKEN, CONSERVER_API_TOKEN_FILE or api.tokens, or set \
-         api.allow_unauthenticated: true to serve without authentication."
-    )]
-    Unauthenticated(String),
     #[error("api.bind {0:?} is not a valid listen address")]
     Bind(String),
     #[error("cannot open the store: {0}")]
@@ -78,9 +72,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 /// `conserver check-config`: every problem (the modules' options included) and exit 1, or a
 /// summary and exit 0.
-pub fn check_config(path: Option<PathBuf>) -> ExitCode {
+pub fn check_config(path: Option<PathBuf>, role: Role) -> ExitCode {
     let outcome = actix_web::rt::System::new().block_on(async {
         let config = Config::load(path.as_deref(), &Env::from_process())?;
+        refuse_open_access(&config, &config.api.bind, role)?;
         // Options are checked by building the modules; nothing is connected (a memory store
         // stands in for the one `redis_storage` would use).
         let store: Arc<dyn store::Store> =
@@ -131,9 +126,8 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
         tracing::warn!("{name} is set but has no effect in conserver (see config.md §8)");
     }
     let addr = listen_address(&config.api.bind)?;
-    if args.role != Role::Worker {
-        check_authentication(&config, addr)?;
-    }
+    refuse_open_access(&config, &config.api.bind, args.role)?;
+    warn_open_access(&config, addr, args.role);
     let grace = config.limits.shutdown_grace;
     let store = store::open(config.redis.url.as_deref(), store_settings(&config)).await?;
     let state = web::Data::new(
@@ -249,7 +243,7 @@ pub async fn reload(state: &AppState, why: &str) {
         tracing::warn!("{why}: no config file to reload");
         return;
     };
-    match state.prepare(Config::load(Some(&path), &state.env)) {
+    match state.prepare(Config::load(Some(&path), &state.env), ConfigSource::File) {
         Ok((config, pipelines)) => {
             state.apply(config, pipelines).await;
             tracing::info!(path = %path.display(), "{why}: configuration reloaded");
@@ -281,26 +275,21 @@ fn listen_address(bind: &str) -> Result<SocketAddr, StartError> {
 }
 
 /// api.md §2: without a token, serve only on loopback (or when explicitly allowed).
-fn check_authentication(config: &Config, addr: SocketAddr) -> Result<(), StartError> {
-    if !config.api.tokens.is_empty() {
-        return Ok(());
-    }
-    if is_loopback(addr.ip()) {
-        tracing::warn!("no API token is configured: token routes are served without authentication on the loopback address {addr}");
-        Ok(())
-    } else if config.api.allow_unauthenticated {
-        tracing::warn!("no API token is configured and api.allow_unauthenticated is true: serving every route without authentication on {addr}");
-        Ok(())
-    } else {
-        Err(StartError::Unauthenticated(config.api.bind.clone()))
+fn refuse_open_access(config: &Config, bind: &str, role: Role) -> Result<(), StartError> {
+    match access::serving_problem(config, bind, role != Role::Worker) {
+        Some(problem) => Err(StartError::Config(ConfigError::Invalid(vec![problem]))),
+        None => Ok(()),
     }
 }
 
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
+/// Say so when token routes are served without authentication.
+fn warn_open_access(config: &Config, addr: SocketAddr, role: Role) {
+    if role == Role::Worker || !config.api.tokens.is_empty() {
+        return;
+    }
+    if access::is_loopback(addr.ip()) {
+        tracing::warn!("no API token is configured: token routes are served without authentication on the loopback address {addr}");
+    } else {
+        tracing::warn!("no API token is configured and api.allow_unauthenticated is true: serving every route without authentication on {addr}");
     }
 }

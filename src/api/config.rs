@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::auth;
 use super::error::ApiError;
 use super::queues::parse_json;
-use super::state::AppState;
+use super::state::{AppState, ConfigSource};
 use crate::config::Config;
 use crate::problem::Problem;
 
@@ -52,7 +52,10 @@ pub async fn post_config(
     let _guard = state.config_update.lock().await;
     let running = state.config();
     let (mut next, pipelines) = state
-        .prepare(Config::from_posted(document, &running, &state.env))
+        .prepare(
+            Config::from_posted(document, &running, &state.env),
+            ConfigSource::Api,
+        )
         .map_err(|problems| {
             ApiError::Unprocessable(problems.iter().map(|p| p.to_problem()).collect())
         })?;

@@ -27,7 +27,7 @@ use actix_web::{web, App, HttpResponse, Resource};
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;
-pub use state::{AppState, Live, Role};
+pub use state::{AppState, ConfigSource, Live, Role};
 
 use crate::version;
 

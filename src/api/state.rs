@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, ConfigError, ConfigProblem, Env};
+use crate::config::{access, Config, ConfigError, ConfigProblem, Env};
 use crate::engine::{Engine, Pipelines};
 use crate::links::Shared;
 use crate::metrics::Metrics;
@@ -23,6 +23,15 @@ pub enum Role {
     Api,
     /// The chains; the API is only `/health`, `/ready`, `/metrics`.
     Worker,
+}
+
+/// Where a new configuration comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The config file, re-read on SIGHUP or when it changed.
+    File,
+    /// `POST /config`.
+    Api,
 }
 
 /// The configuration in force and what was built from it.
@@ -106,15 +115,20 @@ impl AppState {
         }
     }
 
-    /// Check a new configuration completely — compile it, then build its modules — without
-    /// changing anything yet. A rejection is counted in `conserver_config_reloads_total`.
+    /// Check a new configuration completely — compile it, apply the access rules, then build
+    /// its modules — without changing anything yet. `source` says where it comes from: a
+    /// configuration posted to `POST /config` also may not change who can reach the server
+    /// (`config::access`). A rejection is counted in `conserver_config_reloads_total`.
     pub fn prepare(
         &self,
         compiled: Result<Config, ConfigError>,
+        source: ConfigSource,
     ) -> Result<(Config, Pipelines), Vec<ConfigProblem>> {
         let prepared = match compiled {
-            Ok(config) => Pipelines::build(&config, &self.shared, &self.store)
-                .map(|pipelines| (config, pipelines)),
+            Ok(config) => self.check_access(&config, source).and_then(|()| {
+                Pipelines::build(&config, &self.shared, &self.store)
+                    .map(|pipelines| (config, pipelines))
+            }),
             Err(ConfigError::Invalid(problems)) => Err(problems),
             Err(other) => Err(vec![ConfigProblem {
                 path: String::new(),
@@ -129,6 +143,24 @@ impl AppState {
                 .inc();
         }
         prepared
+    }
+
+    /// The rules of `config::access` for a configuration replacing the running one. The
+    /// address checked is the running one: `api.bind` changes only after a restart.
+    fn check_access(&self, next: &Config, source: ConfigSource) -> Result<(), Vec<ConfigProblem>> {
+        let running = self.config();
+        let mut problems: Vec<ConfigProblem> =
+            access::serving_problem(next, &running.api.bind, self.role != Role::Worker)
+                .into_iter()
+                .collect();
+        if source == ConfigSource::Api {
+            problems.extend(access::api_change_problems(next, &running));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// Put a new configuration in force: for the requests that follow, and for the chains.

@@ -7,6 +7,7 @@
 //! [`instances`], [`pipelines`]) through a [`checker::Checker`] that collects every problem.
 //! [`redact`] and [`keep`] serve `GET`/`POST /config`.
 
+pub mod access;
 mod checker;
 pub mod coerce;
 mod compile;
@@ -136,6 +137,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Serve without tokens on a non-loopback address.
     pub allow_unauthenticated: bool,
+    /// `POST /config` may remove or replace every token, or change `api.bind`/`redis.url`.
+    pub allow_auth_change_by_api: bool,
     /// Accept JWS/JWE vCons on POST.
     pub accept_signed: bool,
     /// CORS origins (`["*"]` by default).

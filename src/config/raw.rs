@@ -177,6 +177,9 @@ pub struct RawApi {
     pub max_body_bytes: Option<Field<i64>>,
     /// Serve without tokens on a non-loopback address. Default `false`.
     pub allow_unauthenticated: Option<Field<bool>>,
+    /// Let `POST /config` remove or replace every API token, or change `api.bind` or
+    /// `redis.url` (the running configuration's value decides). Default `false`.
+    pub allow_auth_change_by_api: Option<Field<bool>>,
     /// Accept JWS/JWE vCons on POST. Default `true`.
     pub accept_signed: Option<Field<bool>>,
     /// CORS origins. Default `["*"]`.

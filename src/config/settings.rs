@@ -298,6 +298,12 @@ pub fn api(ck: &mut Checker<'_>, field: &Option<Field<Object<RawApi>>>, env: &En
                 &raw.allow_unauthenticated,
             )
             .unwrap_or(false),
+        allow_auth_change_by_api: ck
+            .get(
+                &path.key("allow_auth_change_by_api"),
+                &raw.allow_auth_change_by_api,
+            )
+            .unwrap_or(false),
         accept_signed: ck
             .get(&path.key("accept_signed"), &raw.accept_signed)
             .unwrap_or(true),

@@ -191,3 +191,181 @@ async fn a_kept_secret_needs_a_current_value() {
         )
     );
 }
+
+/// A server on a public address whose only token is in the file.
+const PUBLIC: &str = r#"
+api:
+  bind: 0.0.0.0:8000
+  tokens: [only-token]
+chains:
+  main:
+    links: []
+    ingress_lists: [default_ingress]
+"#;
+
+#[actix_web::test]
+async fn post_config_cannot_drop_the_tokens_of_a_public_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, PUBLIC).unwrap();
+    let state = common::file_state(&path, &[]).await;
+    let app = common::service(&state).await;
+
+    // `{}` would drop every token (and move the server back to its default address): refused
+    // by both rules, nothing written or applied.
+    let reply = send(
+        &app,
+        as_token(
+            TestRequest::post().uri("/config").set_json(json!({})),
+            "only-token",
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = reply.json()["detail"].clone();
+    let found: Vec<(&str, &str)> = detail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap(), p["msg"].as_str().unwrap()))
+        .collect();
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found[0].0, "$.api.tokens");
+    assert!(
+        found[0]
+            .1
+            .starts_with("no API token is configured and the server listens on 0.0.0.0:8000"),
+        "{found:?}"
+    );
+    assert_eq!(found[1].0, "$.api.tokens");
+    assert!(
+        found[1].1.contains("api.allow_auth_change_by_api: false"),
+        "{found:?}"
+    );
+    assert_eq!(found[2].0, "$.api.bind");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), PUBLIC);
+    let reply = send(&app, TestRequest::get().uri("/chains")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "still behind its token"
+    );
+
+    // Opening it explicitly, or replacing the token, or moving the server: refused too.
+    for (body, refused) in [
+        (
+            json!({"api": {"bind": "0.0.0.0:8000", "allow_unauthenticated": true, "allow_auth_change_by_api": true}}),
+            vec!["$.api.tokens"],
+        ),
+        (
+            json!({"api": {"bind": "0.0.0.0:8000", "tokens": ["attacker"]}}),
+            vec!["$.api.tokens"],
+        ),
+        (
+            json!({"api": {"bind": "0.0.0.0:9999", "tokens": ["***"]}, "redis": {"url": "redis://elsewhere:6379"}}),
+            vec!["$.api.bind", "$.redis.url"],
+        ),
+    ] {
+        let reply = send(
+            &app,
+            as_token(
+                TestRequest::post().uri("/config").set_json(&body),
+                "only-token",
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let paths: Vec<String> = reply.json()["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["path"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(paths, refused, "{body}");
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), PUBLIC);
+
+    // Keeping the token and adding one is fine.
+    let reply = send(
+        &app,
+        as_token(
+            TestRequest::post().uri("/config").set_json(json!({
+                "api": {"bind": "0.0.0.0:8000", "tokens": ["***", "second"]},
+                "chains": {"main": {"links": [], "ingress_lists": ["default_ingress"]}}
+            })),
+            "only-token",
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    let reply = send(&app, as_token(TestRequest::get().uri("/chains"), "second")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_running_config_that_allows_it_lets_the_api_replace_the_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(
+        &path,
+        PUBLIC.replace(
+            "tokens: [only-token]",
+            "tokens: [only-token]\n  allow_auth_change_by_api: true",
+        ),
+    )
+    .unwrap();
+    let state = common::file_state(&path, &[]).await;
+    let app = common::service(&state).await;
+    let reply = send(
+        &app,
+        as_token(
+            TestRequest::post().uri("/config").set_json(json!({
+                "api": {"bind": "0.0.0.0:8000", "tokens": ["rotated"]}
+            })),
+            "only-token",
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    let old = send(
+        &app,
+        as_token(TestRequest::get().uri("/chains"), "only-token"),
+    )
+    .await;
+    let new = send(&app, as_token(TestRequest::get().uri("/chains"), "rotated")).await;
+    assert_eq!(
+        (old.status, new.status),
+        (StatusCode::FORBIDDEN, StatusCode::OK)
+    );
+}
+
+#[actix_web::test]
+async fn a_reloaded_file_that_opens_a_public_server_is_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, PUBLIC).unwrap();
+    let state = common::file_state(&path, &[]).await;
+    let app = common::service(&state).await;
+    std::fs::write(&path, PUBLIC.replace("  tokens: [only-token]\n", "")).unwrap();
+    conserver::server::reload(&state.state, "test").await;
+    let reply = send(&app, TestRequest::get().uri("/chains")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "the running tokens stay"
+    );
+    let metrics = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert!(
+        metrics.contains(r#"conserver_config_reloads_total{outcome="rejected"} 1"#),
+        "{metrics}"
+    );
+    // The file may change the tokens (it is the operator's own): a reload applies it.
+    std::fs::write(&path, PUBLIC.replace("only-token", "from-file")).unwrap();
+    conserver::server::reload(&state.state, "test").await;
+    let reply = send(
+        &app,
+        as_token(TestRequest::get().uri("/chains"), "from-file"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

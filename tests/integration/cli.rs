@@ -64,6 +64,37 @@ fn check_config_prints_every_problem_and_exits_1() {
 }
 
 #[test]
+fn check_config_applies_the_rule_of_serve_on_a_public_bind_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("open.yml");
+    std::fs::write(&path, "api:\n  bind: 0.0.0.0:8000\n").unwrap();
+    let out = conserver()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "api.tokens: no API token is configured and the server listens on 0.0.0.0:8000"
+        ),
+        "{stderr}"
+    );
+    // The worker role serves no token route: the same file is fine for it.
+    let out = conserver()
+        .args(["check-config", "--role", "worker", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn serve_answers_and_stops_cleanly_on_sigterm() {
     let port = common::free_port();
     let mut child = conserver()
@@ -140,7 +171,12 @@ fn serve_refuses_a_public_address_without_a_token() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("refusing to start: no API token is configured and api.bind (0.0.0.0:0) is not a loopback"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "api.tokens: no API token is configured and the server listens on 0.0.0.0:0, which is not a loopback address"
+        ),
+        "{stderr}"
+    );
 }
 
 /// A minimal HTTP/1.1 GET, so the test needs no client library.
