@@ -1,11 +1,22 @@
 //! Prometheus metrics (api.md §5.4). One registry per process, owned by the app state (tests
 //! build their own, so they never share counters). No metric carries a vCon uuid.
 
+use std::sync::Mutex;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::config::Config;
+use crate::links::LinkKind;
+use crate::store::RunOutcome;
 use crate::version;
+
+/// The `outcome` labels of `conserver_link_runs_total`.
+const LINK_OUTCOMES: [&str; 4] = ["continue", "skipped", "halt", "error"];
+
+/// The `outcome` labels of `conserver_storage_writes_total`.
+const STORAGE_OUTCOMES: [&str; 2] = ["ok", "dead_lettered"];
 
 /// Latency buckets, seconds: from a cached API answer to a slow LLM call.
 const BUCKETS: &[f64] = &[
@@ -37,6 +48,43 @@ pub struct Metrics {
     pub recovered_items: IntCounterVec,
     pub config_reloads: IntCounterVec,
     pub actor_restarts: IntCounterVec,
+    /// The chains, links and storages whose series are declared (see [`Metrics::declare`]).
+    declared: Mutex<Declared>,
+}
+
+/// The label values of a configuration's chains, links and storages.
+#[derive(Debug, Default, PartialEq)]
+struct Declared {
+    chains: Vec<String>,
+    /// `(chain, ingress list)`.
+    received: Vec<(String, String)>,
+    /// `(chain, link)`.
+    links: Vec<(String, String)>,
+    storages: Vec<String>,
+    jq_links: Vec<String>,
+}
+
+impl Declared {
+    fn of(config: &Config) -> Declared {
+        let mut declared = Declared::default();
+        for chain in &config.chains {
+            declared.chains.push(chain.name.clone());
+            for list in &chain.ingress_lists {
+                declared.received.push((chain.name.clone(), list.clone()));
+            }
+            for link in &chain.links {
+                declared.links.push((chain.name.clone(), link.clone()));
+            }
+        }
+        declared.storages = config.storages.iter().map(|s| s.name.clone()).collect();
+        declared.jq_links = config
+            .links
+            .iter()
+            .filter(|l| l.kind == LinkKind::JqLink)
+            .map(|l| l.name.clone())
+            .collect();
+        declared
+    }
 }
 
 impl Metrics {
@@ -167,7 +215,86 @@ impl Metrics {
                 &["kind", "name"],
             ),
             registry: r,
+            declared: Mutex::new(Declared::default()),
         }
+    }
+
+    /// Give every chain, link and storage of `config` its series at 0, so that a dashboard or
+    /// an alert on "nothing processed" has something to read from the start (Prometheus'
+    /// instrumentation guidance: initialise the label sets you know); remove the series of
+    /// those the previous configuration had and this one has not.
+    pub fn declare(&self, config: &Config) {
+        let next = Declared::of(config);
+        let mut declared = self.declared.lock().unwrap_or_else(|p| p.into_inner());
+        let gone = |values: &[String], kept: &[String]| -> Vec<String> {
+            values
+                .iter()
+                .filter(|v| !kept.contains(v))
+                .cloned()
+                .collect()
+        };
+        // Removing a series that does not exist is an error prometheus reports and nothing
+        // else: ignored.
+        for chain in gone(&declared.chains, &next.chains) {
+            for outcome in RunOutcome::ALL {
+                let _ = self
+                    .chain_runs
+                    .remove_label_values(&[&chain, outcome.label()]);
+            }
+            let _ = self.chain_duration.remove_label_values(&[&chain]);
+            let _ = self.vcons_in_flight.remove_label_values(&[&chain]);
+        }
+        for (chain, list) in declared
+            .received
+            .iter()
+            .filter(|r| !next.received.contains(r))
+        {
+            let _ = self.vcons_received.remove_label_values(&[chain, list]);
+        }
+        for (chain, link) in declared.links.iter().filter(|l| !next.links.contains(l)) {
+            for outcome in LINK_OUTCOMES {
+                let _ = self.link_runs.remove_label_values(&[chain, link, outcome]);
+            }
+            let _ = self.link_duration.remove_label_values(&[chain, link]);
+        }
+        for storage in gone(&declared.storages, &next.storages) {
+            for outcome in STORAGE_OUTCOMES {
+                let _ = self
+                    .storage_writes
+                    .remove_label_values(&[&storage, outcome]);
+            }
+            let _ = self.storage_duration.remove_label_values(&[&storage]);
+        }
+        for link in gone(&declared.jq_links, &next.jq_links) {
+            let _ = self.jq_errors.remove_label_values(&[&link]);
+        }
+
+        for chain in &next.chains {
+            for outcome in RunOutcome::ALL {
+                self.chain_runs.with_label_values(&[chain, outcome.label()]);
+            }
+            self.chain_duration.with_label_values(&[chain]);
+            self.vcons_in_flight.with_label_values(&[chain]);
+        }
+        for (chain, list) in &next.received {
+            self.vcons_received.with_label_values(&[chain, list]);
+        }
+        for (chain, link) in &next.links {
+            for outcome in LINK_OUTCOMES {
+                self.link_runs.with_label_values(&[chain, link, outcome]);
+            }
+            self.link_duration.with_label_values(&[chain, link]);
+        }
+        for storage in &next.storages {
+            for outcome in STORAGE_OUTCOMES {
+                self.storage_writes.with_label_values(&[storage, outcome]);
+            }
+            self.storage_duration.with_label_values(&[storage]);
+        }
+        for link in &next.jq_links {
+            self.jq_errors.with_label_values(&[link]);
+        }
+        *declared = next;
     }
 
     /// The text exposition format 0.0.4.

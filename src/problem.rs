@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Where a problem is: the root (`body`, `query`, `path`) then object keys and array indices.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum Loc {
     Key(String),

@@ -15,8 +15,8 @@ use crate::api::{self, AppState, ConfigSource, Role};
 use crate::cli::ServeArgs;
 use crate::config::{access, Config, ConfigError, ConfigProblem, Env};
 use crate::engine::{Engine, Pipelines};
-use crate::links::Shared;
 use crate::metrics::Metrics;
+use crate::modules::ModuleContext;
 use crate::store::{self, StoreSettings};
 
 /// Why the server did not start.
@@ -76,17 +76,12 @@ pub fn check_config(path: Option<PathBuf>, role: Role) -> ExitCode {
     let outcome = actix_web::rt::System::new().block_on(async {
         let config = Config::load(path.as_deref(), &Env::from_process())?;
         refuse_open_access(&config, &config.api.bind, role)?;
-        // Options are checked by building the modules; nothing is connected (a memory store
-        // stands in for the one `redis_storage` would use).
+        // The modules are built as at start; nothing is connected (a memory store stands in
+        // for the server's Redis).
         let store: Arc<dyn store::Store> =
             Arc::new(store::memory::MemoryStore::new(store_settings(&config)));
-        let metrics = Arc::new(Metrics::new());
-        let shared = Shared {
-            http: crate::http::http_client(&config.limits),
-            limits: config.limits.clone(),
-            metrics,
-        };
-        Pipelines::build(&config, &shared, &store).map_err(StartError::Modules)?;
+        let context = ModuleContext::new(config.limits.clone(), Arc::new(Metrics::new()), store);
+        Pipelines::build(&config, &context).map_err(StartError::Modules)?;
         Ok::<Config, StartError>(config)
     });
     match outcome {

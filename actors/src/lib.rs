@@ -45,5 +45,5 @@ pub mod work;
 pub use retry::{Retriable, RetryPolicy};
 pub use work::{
     BoxFuture, ChainSpec, ChainState, Deliver, Observer, Runtime, RuntimeOptions, Sink, SinkError,
-    Work,
+    TakeError, Work,
 };

@@ -54,6 +54,18 @@ enum State {
     Taking(AbortHandle),
 }
 
+/// An error and its causes, joined by `: `.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
 /// How a take ended.
 enum Taken {
     /// An item was handed to the chain's worker, or none came within the wait.
@@ -121,7 +133,7 @@ impl<W: Work> IngressPoller<W> {
                     Err(_) => Taken::Orphaned,
                 },
                 Ok(Ok(None)) => Taken::Done,
-                Ok(Err(error)) => Taken::Failed(error),
+                Ok(Err(error)) => Taken::Failed(causes(&*error)),
                 Err(error) if error.is_panic() => Taken::Failed(format!(
                     "take panicked: {}",
                     panic_text(&*error.into_panic())

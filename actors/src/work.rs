@@ -13,6 +13,9 @@ pub use crate::sink::Sink;
 /// A boxed, sendable, `'static` future: what the runtime spawns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// Why a take failed: the product's own error, with its causes (the poller logs all of them).
+pub type TakeError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What one chain does, in the runtime's terms: take items from its sources, run each to its
 /// end. The product's implementation (the chain runner) owns every side effect; the runtime
 /// owns concurrency, backpressure, panic containment, restarts and draining.
@@ -27,7 +30,7 @@ pub trait Work: Send + Sync + 'static {
         self: Arc<Self>,
         source: usize,
         wait: Duration,
-    ) -> BoxFuture<Result<Option<Self::Item>, String>>;
+    ) -> BoxFuture<Result<Option<Self::Item>, TakeError>>;
 
     /// Process one item to its end (the product acknowledges it). Runs in a task of its own: a
     /// panic is caught by the runtime and handed to [`Work::panicked`].

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use actix::Arbiter;
 use common::{eventually, Recorder};
-use conserver_actors::{BoxFuture, ChainSpec, ChainState, Runtime, RuntimeOptions, Work};
+use conserver_actors::{
+    BoxFuture, ChainSpec, ChainState, Runtime, RuntimeOptions, TakeError, Work,
+};
 use tokio::sync::{oneshot, Semaphore};
 
 /// A queue in the store, shared by the chains that read it.
@@ -148,14 +150,14 @@ impl Work for Fake {
         self: Arc<Self>,
         _source: usize,
         wait: Duration,
-    ) -> BoxFuture<Result<Option<u32>, String>> {
+    ) -> BoxFuture<Result<Option<u32>, TakeError>> {
         Box::pin(async move {
             self.takes.fetch_add(1, Ordering::SeqCst);
             if taken(&self.panicking_takes) {
                 panic!("take exploded");
             }
             if taken(&self.failing_takes) {
-                return Err("the store is down".to_string());
+                return Err("the store is down".into());
             }
             let mut guard = TakeGuard {
                 fake: &self,

@@ -6,11 +6,8 @@ use super::auth;
 use super::error::ApiError;
 use super::ingest::{self, Source};
 use super::params::Query;
-use super::read::{read_vcon, Recache};
 use super::state::AppState;
-use crate::engine;
-use crate::store::EgressRelease;
-use crate::vcon;
+use crate::engine::storage_phase::{reprocess_dead_letters, DeadLetters};
 
 /// `GET /dlq`: the uuids in `DLQ:<ingress_list>`, oldest first.
 #[utoipa::path(get, path = "/dlq", tag = "dlq",
@@ -101,62 +98,27 @@ pub async fn reprocess_storage_dlq(
     let name = query.required("storage_name");
     let count = query.integer("count", 1000, 1, 100_000);
     query.finish()?;
-    let (Some(storage), Some(module)) = (
-        live.pipelines.storages.get(&name),
-        live.storages.iter().find(|m| m.name == name),
-    ) else {
+    let Some(module) = live.storages.iter().find(|m| m.name == name) else {
         return Err(ApiError::NotFound(format!(
             "Unknown storage backend: {name}"
         )));
     };
-    let failed = ApiError::store("Failed to reprocess storage DLQ");
-    let heads = state
-        .store
-        .storage_dlq_head(&name, count as usize)
-        .await
-        .map_err(failed)?;
     let enqueue_lists: Vec<String> = live
         .chains
         .iter()
         .filter(|c| c.enabled)
         .flat_map(|c| c.ingress_lists.iter().cloned())
         .collect();
-    let policy = crate::http::retry_policy(&module.retry);
-    let mut written = 0u64;
-    for item in heads {
-        let text = match vcon::parse_uuid(&item) {
-            Some(uuid) => read_vcon(&state, &live, uuid, Recache::Yes)
-                .await
-                .map_err(ApiError::store("Failed to reprocess storage DLQ"))?
-                .map(|text| (uuid, text)),
-            None => None,
-        };
-        let Some((uuid, text)) = text else {
-            tracing::error!(storage = %name, item = %item, "storage DLQ entry dropped: its vCon is found nowhere");
-            state
-                .store
-                .storage_dlq_done(&name, &item, false, &enqueue_lists)
-                .await
-                .map_err(ApiError::store("Failed to reprocess storage DLQ"))?;
-            continue;
-        };
-        let saved = engine::runner::saved(uuid, text);
-        let outcome = policy
-            .run(|| storage.save(&saved), |_, e, _| tracing::warn!(storage = %name, vcon_id = %uuid, error = %e, "retrying a storage DLQ write"))
-            .await;
-        if let Err(e) = outcome {
-            tracing::error!(storage = %name, vcon_id = %uuid, error = %e, "storage DLQ write failed again: left at the head of DLQ:storage:{name}");
-            break;
-        }
-        let release = state
-            .store
-            .storage_dlq_done(&name, &item, true, &enqueue_lists)
-            .await
-            .map_err(ApiError::store("Failed to reprocess storage DLQ"))?;
-        if let EgressRelease::Released(lists) = release {
-            tracing::info!(vcon_id = %uuid, lists = ?lists, "pending egress completed after the storage DLQ write");
-        }
-        written += 1;
-    }
+    let dead = DeadLetters {
+        store: state.store.as_ref(),
+        storages: &live.pipelines.storages,
+        name: &name,
+        retry: crate::http::retry_policy(&module.retry),
+        enqueue_lists: &enqueue_lists,
+        storage_fallback: live.redis.storage_fallback,
+    };
+    let written = reprocess_dead_letters(dead, count as usize)
+        .await
+        .map_err(ApiError::store("Failed to reprocess storage DLQ"))?;
     Ok(HttpResponse::Ok().json(written))
 }

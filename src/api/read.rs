@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::state::{AppState, Live};
 use crate::store::{self, StoreError};
+use crate::vcon::Document;
 
 /// Whether a vCon found in a storage is written back to the cache.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,17 +41,23 @@ pub async fn read_vcons(
             continue;
         };
         if recache == Recache::Yes {
+            // Read back as a JSON object (`read_back` checks it), so it reads as a document.
+            let Ok(mut document) = Document::from_stored(*uuid, text) else {
+                continue;
+            };
             // A failed re-cache costs the next reader a storage read, nothing more.
-            match store::recache(state.store.as_ref(), *uuid, &text).await {
+            match store::recache(state.store.as_ref(), &mut document).await {
                 Ok(()) => {
                     tracing::debug!(vcon_id = %uuid, storage = %storage, "vCon read back from a storage and re-cached")
                 }
                 Err(e) => {
-                    tracing::warn!(vcon_id = %uuid, storage = %storage, error = %e, "vCon read back from a storage but not re-cached")
+                    tracing::warn!(vcon_id = %uuid, storage = %storage, error = %crate::report(&e), "vCon read back from a storage but not re-cached")
                 }
             }
+            *slot = Some(document.into_parts().3);
+        } else {
+            *slot = Some(text);
         }
-        *slot = Some(text);
     }
     Ok(found)
 }

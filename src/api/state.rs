@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{access, Config, ConfigError, ConfigProblem, Env};
 use crate::engine::{Engine, Pipelines};
-use crate::links::Shared;
 use crate::metrics::Metrics;
+use crate::modules::ModuleContext;
 use crate::storages::registry::Storages;
 use crate::store::Store;
 use crate::vcon::Warning;
@@ -46,8 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The environment the config was compiled with (a posted config is compiled with it too).
     pub env: Env,
-    /// What modules are built with (one HTTP client for the process).
-    pub shared: Shared,
+    /// The process's one HTTP client, which every module uses.
+    pub http: reqwest::Client,
     pub role: Role,
     live: RwLock<Arc<Live>>,
     engine: RwLock<Option<Arc<Engine>>>,
@@ -68,17 +68,19 @@ impl AppState {
         role: Role,
     ) -> Result<AppState, Vec<ConfigProblem>> {
         let metrics = Arc::new(Metrics::new());
-        let shared = Shared {
-            http: crate::http::http_client(&config.limits),
+        let http = crate::http::http_client(&config.limits);
+        let context = ModuleContext {
+            http: http.clone(),
             limits: config.limits.clone(),
             metrics: metrics.clone(),
+            store: store.clone(),
         };
-        let pipelines = Pipelines::build(&config, &shared, &store)?;
+        let pipelines = Pipelines::build(&config, &context)?;
         Ok(AppState {
             store,
             metrics,
             env,
-            shared,
+            http,
             role,
             live: RwLock::new(Arc::new(Live { config, pipelines })),
             engine: RwLock::new(None),
@@ -126,15 +128,11 @@ impl AppState {
     ) -> Result<(Config, Pipelines), Vec<ConfigProblem>> {
         let prepared = match compiled {
             Ok(config) => self.check_access(&config, source).and_then(|()| {
-                Pipelines::build(&config, &self.shared, &self.store)
+                Pipelines::build(&config, &self.module_context(&config))
                     .map(|pipelines| (config, pipelines))
             }),
             Err(ConfigError::Invalid(problems)) => Err(problems),
-            Err(other) => Err(vec![ConfigProblem {
-                path: String::new(),
-                line: None,
-                message: other.to_string(),
-            }]),
+            Err(other) => Err(vec![ConfigProblem::whole(other.to_string())]),
         };
         if prepared.is_err() {
             self.metrics
@@ -143,6 +141,16 @@ impl AppState {
                 .inc();
         }
         prepared
+    }
+
+    /// What the modules of `config` are built with: the process's client, its own limits.
+    fn module_context(&self, config: &Config) -> ModuleContext {
+        ModuleContext {
+            http: self.http.clone(),
+            limits: config.limits.clone(),
+            metrics: self.metrics.clone(),
+            store: self.store.clone(),
+        }
     }
 
     /// The rules of `config::access` for a configuration replacing the running one. The
@@ -231,7 +239,6 @@ fn keep_restart_only(next: &mut Config, running: &Config) -> Vec<&'static str> {
         api.prefix,
         api.header_name,
         redis.url,
-        redis.cluster,
         redis.json_module,
         redis.key_prefix,
         redis.sorted_set,

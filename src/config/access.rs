@@ -70,7 +70,7 @@ pub fn api_change_problems(next: &Config, running: &Config) -> Vec<ConfigProblem
 
 fn problem(path: YamlPath, message: String) -> ConfigProblem {
     ConfigProblem {
-        path: path.to_string(),
+        path,
         line: None,
         message,
     }
@@ -117,7 +117,7 @@ mod tests {
         let paths = |next: &Config| -> Vec<String> {
             api_change_problems(next, &running)
                 .into_iter()
-                .map(|p| p.path)
+                .map(|p| p.path.to_string())
                 .collect()
         };
         assert_eq!(paths(&config("{}")), ["api.tokens"]);

@@ -1,29 +1,31 @@
-//! The configuration (spec/config.md): the YAML file as written (`raw`), `${VAR}` interpolation,
-//! the compiled, typed form every other module reads, redaction for `GET /config`, and the
-//! check that reports every problem at once with its YAML path.
+//! The configuration (spec/config.md): the YAML file as written, `${VAR}` interpolation, the
+//! compiled, typed form every other module reads, redaction for `GET /config`, and the check
+//! that reports every problem at once with its YAML path and line.
 //!
-//! The pipeline: [`yaml`] parses the text → [`interpolate`] expands `${VAR}` → [`coerce`] and
-//! [`raw`] type it leniently → [`compile`] checks everything (with [`settings`],
-//! [`instances`], [`pipelines`]) through a [`checker::Checker`] that collects every problem.
-//! [`redact`] and [`keep`] serve `GET`/`POST /config`.
+//! The pipeline: [`yaml`] parses the text → [`interpolate`] expands `${VAR}` →
+//! [`environment`] lays the overriding variables over it → [`read`] types every section and
+//! every module's options, leniently and collecting every problem → [`compile`] checks what
+//! spans sections ([`chains`], [`modules`]). Each setting is a field of its section's struct
+//! ([`redis`], [`api`], [`limits`]): type, default and documentation in one place.
+//! [`access`] holds the rules on who may reach the API; [`redact`] and [`keep`] serve
+//! `GET`/`POST /config`.
 
 pub mod access;
-mod checker;
-pub mod coerce;
+mod api;
+mod chains;
 mod compile;
 mod environment;
-mod instances;
 pub mod interpolate;
 mod keep;
+mod limits;
 mod load;
 mod locate;
-pub mod modules;
+mod modules;
 mod names;
 pub mod path;
-mod pipelines;
-pub mod raw;
+pub mod read;
 pub mod redact;
-mod settings;
+mod redis;
 mod suggest;
 mod summary;
 mod yaml;
@@ -37,10 +39,16 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::problem::{Loc, Problem};
+use crate::links::LinkKind;
+use crate::problem::Problem;
+use crate::storages::StorageKind;
 
-use self::checker::Checker;
 use self::path::YamlPath;
+use self::read::Problems;
+
+pub use self::api::ApiSettings;
+pub use self::limits::{Limits, Retry};
+pub use self::redis::RedisSettings;
 
 /// A snapshot of the environment variables the config reads, so tests never touch the process
 /// environment. An empty value counts as unset (config.md §8).
@@ -72,15 +80,11 @@ pub struct Config {
     /// Concurrency, timeouts, retries and sizes.
     pub limits: Limits,
     /// In file order.
-    pub links: Vec<Module>,
+    pub links: Vec<Module<LinkKind>>,
     /// In file order: the order of storage fallback reads.
-    pub storages: Vec<Module>,
-    /// In file order; each runs for every chain that does not restrict its tracers.
-    pub tracers: Vec<Module>,
-    /// In file order.
+    pub storages: Vec<Module<StorageKind>>,
+    /// In file order; every link and storage they name is defined.
     pub chains: Vec<Chain>,
-    /// In file order.
-    pub followers: Vec<Follower>,
     /// Ingress list → accepted keys, in file order.
     pub ingress_auth: Vec<(String, Vec<String>)>,
     /// The document as written in the file (before interpolation), for `GET /config` and the
@@ -92,114 +96,28 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// The `redis` section (config.md §7.1).
-#[derive(Debug, Clone)]
-pub struct RedisSettings {
-    /// `None` → the embedded in-memory store.
-    pub url: Option<String>,
-    /// `url` is a seed node of a Redis Cluster.
-    pub cluster: bool,
-    /// Store `vcon:{uuid}` as RedisJSON documents.
-    pub json_module: bool,
-    /// Prepended to every key (`""` to share Redis with Python servers).
-    pub key_prefix: String,
-    /// Name of the created-at index (`vcons`).
-    pub sorted_set: String,
-    /// Seconds a vCon lives once no chain holds it; 0 = never expires.
-    pub vcon_ttl: u64,
-    /// Seconds a vCon lives in a DLQ; 0 = never expires.
-    pub dlq_ttl: u64,
-    /// Seconds the party index sets live (≥ 1).
-    pub index_ttl: u64,
-    /// Read vCons missing from the store back from storages.
-    pub storage_fallback: bool,
-    /// This instance's name in processing lists and heartbeats.
-    pub instance_id: String,
-    /// Seconds the heartbeat lives (≥ 5).
-    pub heartbeat_ttl: u64,
-}
-
-/// The `api` section (config.md §7.2).
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    /// `host:port` as configured (`127.0.0.1:8000`, `[::]:8000`, `localhost:8000`).
-    pub bind: String,
-    /// `/api`, or `""` for root only (a configured `/` becomes `""`); no trailing slash.
-    pub prefix: String,
-    /// The union of `CONSERVER_API_TOKEN`, the token file's lines and `api.tokens`, in that
-    /// order, without duplicates.
-    pub tokens: Vec<String>,
-    /// The token file read (`CONSERVER_API_TOKEN_FILE`, else `api.token_file`).
-    pub token_file: Option<PathBuf>,
-    /// The auth header, lowercase.
-    pub header_name: String,
-    /// Request body limit (≥ 1024).
-    pub max_body_bytes: usize,
-    /// Serve without tokens on a non-loopback address.
-    pub allow_unauthenticated: bool,
-    /// `POST /config` may remove or replace every token, or change `api.bind`/`redis.url`.
-    pub allow_auth_change_by_api: bool,
-    /// Accept JWS/JWE vCons on POST.
-    pub accept_signed: bool,
-    /// CORS origins (`["*"]` by default).
-    pub cors_allow_origins: Vec<String>,
-}
-
-/// The `limits` section (config.md §7.3).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// `workers` of chains that do not set it (environment product applied).
-    pub default_workers: usize,
-    /// Timeout of one outbound HTTP request of modules without their own `timeout`.
-    pub http_timeout: Duration,
-    /// Retry policy of links and storages without their own.
-    pub retry: Retry,
-    /// Write a chain's storages concurrently.
-    pub parallel_storage: bool,
-    /// Largest vCon a link may produce.
-    pub max_vcon_bytes: usize,
-    /// Largest recording a transcription link downloads or decodes.
-    pub max_media_bytes: usize,
-    /// Time in-flight vCons get to finish at shutdown.
-    pub shutdown_grace: Duration,
-}
-
-/// The retry object of config.md §7.4.
+/// A link or storage instance.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Retry {
-    /// Tries in total, including the first (1 … 100).
-    pub attempts: u32,
-    /// Wait before the second try.
-    pub initial_backoff: Duration,
-    /// Upper bound of one wait (≥ `initial_backoff`).
-    pub max_backoff: Duration,
-    /// Growth of the wait between tries (≥ 1).
-    pub multiplier: f64,
-}
-
-/// A link, storage or tracer instance.
-#[derive(Debug, Clone)]
-pub struct Module {
-    /// The instance's name: its key under `links`, `storages` or `tracers`.
+pub struct Module<K> {
+    /// The instance's name: its key under `links` or `storages`.
     pub name: String,
-    /// The built-in module's short name (`tag`, `file`, …), whatever form the file used.
-    /// Legacy transcription aliases (`deepgram_link`, …) are kept as written; the module
-    /// layer presets their vendor (`modules::transcribe_alias_vendor`).
-    pub module: String,
-    /// Interpolated options as written (module defaults are applied by the module).
+    /// The built-in module, whatever name form the file used.
+    pub kind: K,
+    /// Interpolated options as written; the kind read and checked them, and its build reads
+    /// them again (module defaults are the kind's).
     pub options: Map<String, Value>,
-    /// The effective retry policy: the module's `retry` keys over `limits.retry`.
+    /// The effective retry policy: the instance's `retry` keys over `limits.retry`.
     pub retry: Retry,
 }
 
 /// A chain (config.md §5).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Chain {
     /// Its key under `chains`.
     pub name: String,
-    /// Link names, run in this order.
+    /// Link names (each defined under `links`), run in this order.
     pub links: Vec<String>,
-    /// Storage names, written after the links.
+    /// Storage names (each defined under `storages`), written after the links.
     pub storages: Vec<String>,
     /// Lists this chain consumes.
     pub ingress_lists: Vec<String>,
@@ -211,37 +129,14 @@ pub struct Chain {
     pub timeout: Option<Duration>,
     /// vCons processed concurrently per instance (the chain's own, else `limits.default_workers`).
     pub workers: usize,
-    /// `None` = every tracer.
-    pub tracers: Option<Vec<String>>,
-}
-
-/// A follower (config.md §6).
-#[derive(Debug, Clone)]
-pub struct Follower {
-    /// Its key under `followers`.
-    pub name: String,
-    /// Base URL of the remote server.
-    pub url: String,
-    /// Remote egress list to pop from.
-    pub egress_list: String,
-    /// Local ingress list to push to (read by an enabled chain).
-    pub follower_ingress_list: String,
-    /// Token sent to the remote server.
-    pub auth_token: Option<String>,
-    /// Header the token is sent in, lowercase (default `api.header_name`).
-    pub header_name: String,
-    /// `limit` of each `GET /vcon/egress` call.
-    pub fetch_vcon_limit: usize,
-    /// Pause between polls.
-    pub pulling_interval: Duration,
 }
 
 /// One config problem: its YAML path (`chains.main.links[2]`), line when known, and message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigProblem {
-    /// `chains.main.links[2]`; keys that are not plain words are quoted (`links["my.link"]`);
-    /// `""` for the document itself.
-    pub path: String,
+    /// Where: segments, shown as `chains.main.links[2]` (a key that is not a plain word is
+    /// quoted: `links["my.link"]`); the root for the document itself.
+    pub path: YamlPath,
     /// 1-based line in the file, when the problem comes from a file and the line was found.
     pub line: Option<usize>,
     /// A sentence an operator can act on.
@@ -249,24 +144,32 @@ pub struct ConfigProblem {
 }
 
 impl ConfigProblem {
+    /// A problem of the configuration as a whole (no path, no line).
+    pub fn whole(message: impl Into<String>) -> Self {
+        ConfigProblem {
+            path: YamlPath::root(),
+            line: None,
+            message: message.into(),
+        }
+    }
+
     /// As a 422 problem of `POST /config`: type `config`, `loc` = `body` + the config path.
     pub fn to_problem(&self) -> Problem {
-        // The text path was written by `YamlPath`'s `Display`, so it reads back; anything
-        // else is kept whole as one key rather than lost.
-        let segments = match YamlPath::parse(&self.path) {
-            Some(path) => path.segments().to_vec(),
-            None => vec![Loc::Key(self.path.clone())],
-        };
-        Problem::body("config", segments, self.message.clone())
+        Problem::body(
+            "config",
+            self.path.segments().to_vec(),
+            self.message.clone(),
+        )
     }
 }
 
 impl std::fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = if self.path.is_empty() {
+        let path = self.path.to_string();
+        let path = if path.is_empty() {
             "(top level)"
         } else {
-            &self.path
+            &path
         };
         match self.line {
             Some(line) => write!(f, "{} (line {}): {}", path, line, self.message),
@@ -304,7 +207,7 @@ impl Config {
     /// Compile YAML text.
     pub fn from_yaml(text: &str, path: Option<PathBuf>, env: &Env) -> Result<Config, ConfigError> {
         let document = yaml::parse(text).map_err(ConfigError::Syntax)?;
-        compile::compile(Checker::new(Some(text)), document, path, env)
+        compile::compile(Problems::new(Some(text)), document, path, env)
     }
 
     /// Compile a document posted to `POST /config`; a string `"***"` keeps the value at that
@@ -317,11 +220,11 @@ impl Config {
         env: &Env,
     ) -> Result<Config, ConfigError> {
         let (merged, nothing_to_keep) = keep::keep_current(document, &current.document);
-        let mut ck = Checker::new(None);
+        let mut problems = Problems::new(None);
         for keep::NothingToKeep(path) in nothing_to_keep {
-            ck.error(&path, "\"***\" keeps the current value, but the current configuration has none at this path");
+            problems.error(&path, "\"***\" keeps the current value, but the current configuration has none at this path");
         }
-        compile::compile(ck, merged, current.path.clone(), env)
+        compile::compile(problems, merged, current.path.clone(), env)
     }
 
     /// The document as YAML text, for writing the config file after `POST /config`.

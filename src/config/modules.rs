@@ -1,226 +1,251 @@
-//! The built-in modules a config may name (config.md §3, modules.md §2), the accepted name
-//! forms, and the per-module facts the config checks need (aliases, network use).
+//! The `links`, `storages` and `tracers` sections (config.md §3, §4): module instances, each
+//! resolved to its kind, its options read and checked by that kind, its retry policy merged
+//! over `limits.retry`.
 
-/// Which section a module instance is defined in; the same name (`webhook`, `scitt`) can be
-/// both a link and a storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModuleKind {
-    /// Defined under `links`.
-    Link,
-    /// Defined under `storages`.
-    Storage,
-    /// Defined under `tracers`.
-    Tracer,
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::limits::{Retry, RetryOverride};
+use super::path::YamlPath;
+use super::read::{Named, Problems};
+use super::Module;
+use crate::links::LinkKind;
+use crate::modules::{Kind, Resolved, Section};
+use crate::storages::StorageKind;
+
+/// A link instance as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkEntry {
+    /// The built-in module: `links.<name>`, `conserver.links.<name>` or `<name>`.
+    module: String,
+    /// Module options, over the module's defaults (`null` = `{}`).
+    #[serde(default)]
+    options: Map<String, Value>,
+    /// Retry policy of a module that calls a network service; keys not given come from
+    /// `limits.retry`.
+    #[serde(default)]
+    retry: Option<RetryOverride>,
+    /// The Python server's `pip install` source: not supported (an error).
+    #[serde(default)]
+    pip_name: Option<Value>,
+    /// In the Python server's example file, and never had an effect: ignored with a warning.
+    #[serde(default, rename = "ingress-lists")]
+    ingress_lists: Option<Value>,
+    /// In the Python server's example file, and never had an effect: ignored with a warning.
+    #[serde(default, rename = "egress-lists")]
+    egress_lists: Option<Value>,
 }
 
-/// Built-in links, alphabetically (the order of the error message).
-pub const LINKS: &[&str] = &[
-    "analyze",
-    "analyze_and_label",
-    "analyze_vcon",
-    "check_and_tag",
-    "datatrails",
-    "deepgram_link",
-    "delay",
-    "detect_engagement",
-    "diet",
-    "expire_vcon",
-    "groq_whisper",
-    "http_link",
-    "hugging_face_whisper",
-    "hugging_llm_link",
-    "jq_link",
-    "openai_transcribe",
-    "post_analysis_to_slack",
-    "sampler",
-    "scitt",
-    "tag",
-    "tag_router",
-    "transcribe",
-    "webhook",
-    "wtf_transcribe",
-];
+/// A storage instance as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageEntry {
+    /// The built-in module: `storage.<name>`, `common.storage.<name>` or `<name>`.
+    module: String,
+    /// Module options, over the module's defaults (`null` = `{}`).
+    #[serde(default)]
+    options: Map<String, Value>,
+    /// Retry policy of a storage that calls a network service; keys not given come from
+    /// `limits.retry`.
+    #[serde(default)]
+    retry: Option<RetryOverride>,
+    /// The Python server's `pip install` source: not supported (an error).
+    #[serde(default)]
+    pip_name: Option<Value>,
+}
 
-/// Built-in storages, alphabetically.
-pub const STORAGES: &[&str] = &[
-    "chatgpt_files",
-    "dataverse",
-    "elasticsearch",
-    "file",
-    "milvus",
-    "mongo",
-    "postgres",
-    "redis_storage",
-    "s3",
-    "scitt",
-    "sftp",
-    "vcon_mcp",
-    "webhook",
-];
+/// A tracer instance as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracerEntry {
+    /// The built-in module: `tracers.<name>`, `conserver.tracers.<name>` or `<name>`.
+    module: String,
+    /// Module options (no tracer of this build reads them).
+    #[serde(default, rename = "options")]
+    _options: Option<Value>,
+    /// The Python server's `pip install` source: not supported (an error).
+    #[serde(default)]
+    pip_name: Option<Value>,
+}
 
-/// Built-in tracers.
-pub const TRACERS: &[&str] = &["jlinc"];
+/// What the three kinds of entry have in common.
+struct Common<'e> {
+    module: &'e str,
+    options: &'e Map<String, Value>,
+    retry: Option<&'e RetryOverride>,
+    pip_name: bool,
+}
 
-/// Links that call no network service, so a `retry` policy on them is meaningless
-/// (modules.md §2.1: the rows whose external service is "none"). `diet` is not among them:
-/// it may upload to S3 or POST to an endpoint.
-const LOCAL_LINKS: &[&str] = &[
-    "tag",
-    "tag_router",
-    "jq_link",
-    "sampler",
-    "expire_vcon",
-    "delay",
-];
-
-/// Storages that call no network service: the local disk, and the server's own Redis, whose
-/// failures are handled by the store rather than by a module retry policy.
-const LOCAL_STORAGES: &[&str] = &["file", "redis_storage"];
-
-impl ModuleKind {
-    /// The singular noun of messages ("link").
-    pub fn noun(self) -> &'static str {
-        match self {
-            ModuleKind::Link => "link",
-            ModuleKind::Storage => "storage",
-            ModuleKind::Tracer => "tracer",
+impl LinkEntry {
+    fn common(&self) -> Common<'_> {
+        Common {
+            module: &self.module,
+            options: &self.options,
+            retry: self.retry.as_ref(),
+            pip_name: self.pip_name.is_some(),
         }
     }
+}
 
-    /// The built-in modules of this kind.
-    pub fn builtins(self) -> &'static [&'static str] {
-        match self {
-            ModuleKind::Link => LINKS,
-            ModuleKind::Storage => STORAGES,
-            ModuleKind::Tracer => TRACERS,
+impl StorageEntry {
+    fn common(&self) -> Common<'_> {
+        Common {
+            module: &self.module,
+            options: &self.options,
+            retry: self.retry.as_ref(),
+            pip_name: self.pip_name.is_some(),
         }
     }
+}
 
-    /// The Python package prefixes under which a module of this kind may be named.
-    fn prefixes(self) -> &'static [&'static str] {
-        match self {
-            ModuleKind::Link => &["conserver.links.", "links."],
-            ModuleKind::Storage => &["common.storage.", "storage."],
-            ModuleKind::Tracer => &["conserver.tracers.", "tracers."],
+/// The `links` section.
+pub fn links(
+    entries: &Named<LinkEntry>,
+    written: Option<&Value>,
+    default_retry: &Retry,
+    problems: &mut Problems,
+) -> Vec<Module<LinkKind>> {
+    let at = YamlPath::root().key("links");
+    for (name, entry) in &entries.0 {
+        for (key, present) in [
+            ("ingress-lists", entry.ingress_lists.is_some()),
+            ("egress-lists", entry.egress_lists.is_some()),
+        ] {
+            if present {
+                problems.warn(format!(
+                    "{}: ignored (it never had an effect in the Python server either)",
+                    at.key(name).key(key)
+                ));
+            }
         }
     }
+    instances(
+        entries.0.iter().map(|(name, entry)| (name, entry.common())),
+        &at,
+        written,
+        default_retry,
+        problems,
+    )
+}
 
-    /// The short name of the built-in module `written` names (`links.tag` → `tag`), or
-    /// `None` when it names no built-in module of this kind.
-    pub fn resolve(self, written: &str) -> Option<&'static str> {
-        let short = self
-            .prefixes()
-            .iter()
-            .find_map(|p| written.strip_prefix(p))
-            .unwrap_or(written);
-        self.builtins().iter().copied().find(|name| *name == short)
-    }
+/// The `storages` section.
+pub fn storages(
+    entries: &Named<StorageEntry>,
+    written: Option<&Value>,
+    default_retry: &Retry,
+    problems: &mut Problems,
+) -> Vec<Module<StorageKind>> {
+    instances(
+        entries.0.iter().map(|(name, entry)| (name, entry.common())),
+        &YamlPath::root().key("storages"),
+        written,
+        default_retry,
+        problems,
+    )
+}
 
-    /// Whether a module of this kind calls a network service, and so may have a `retry` policy.
-    pub fn calls_network(self, module: &str) -> bool {
-        match self {
-            ModuleKind::Link => !LOCAL_LINKS.contains(&module),
-            ModuleKind::Storage => !LOCAL_STORAGES.contains(&module),
-            // Tracers have no `retry` key at all (config.md §4).
-            ModuleKind::Tracer => false,
+/// The `tracers` section: no tracer is available in this build, so every one is a problem.
+pub fn tracers(entries: &Named<TracerEntry>, problems: &mut Problems) {
+    let at = YamlPath::root().key("tracers");
+    for (name, entry) in &entries.0 {
+        let entry_at = at.key(name);
+        if let Some(problem) =
+            Section::resolve_tracer(&entry.module).problem(Section::Tracer, &entry.module)
+        {
+            problems.error(&entry_at.key("module"), problem);
+        }
+        if entry.pip_name.is_some() {
+            pip_name_problem(Section::Tracer, &entry.module, &entry_at, problems);
         }
     }
+}
 
-    /// The error message for a module that is not built in (config.md §3), naming it as
-    /// the file wrote it when its prefix is not one of this kind's, else by its short name.
-    pub fn not_builtin_message(self, written: &str) -> String {
-        let named = self
-            .prefixes()
-            .iter()
-            .find_map(|p| written.strip_prefix(p))
-            .unwrap_or(written);
+/// The instances of one section: each module resolved, `pip_name` refused, options checked by
+/// the kind, `retry` merged.
+fn instances<'e, K: Kind>(
+    entries: impl Iterator<Item = (&'e String, Common<'e>)>,
+    at: &YamlPath,
+    written: Option<&Value>,
+    default_retry: &Retry,
+    problems: &mut Problems,
+) -> Vec<Module<K>> {
+    let mut compiled = Vec::new();
+    for (name, entry) in entries {
+        let entry_at = at.key(name);
+        let written_entry = written.and_then(|section| section.get(name));
+        if entry.pip_name {
+            pip_name_problem(K::SECTION, entry.module, &entry_at, problems);
+        }
+        let kind = match K::resolve(entry.module) {
+            Resolved::Built(kind) => kind,
+            other => {
+                if let Some(problem) = other.problem(K::SECTION, entry.module) {
+                    problems.error(&entry_at.key("module"), problem);
+                }
+                continue;
+            }
+        };
+        // Options that are not a mapping were reported; reading them as empty would only add
+        // "required" problems for what the file may well have.
+        let options_written = written_entry.and_then(|e| e.get("options"));
+        if options_written.is_none_or(|o| o.is_object() || o.is_null()) {
+            kind.check_options(entry.options, &entry_at.key("options"), problems);
+        }
+        let retry = match entry.retry {
+            Some(own) => {
+                if !kind.calls_network() {
+                    problems.error(
+                        &entry_at.key("retry"),
+                        format!(
+                            "module {:?} makes no network call, so it takes no retry policy",
+                            kind.name()
+                        ),
+                    );
+                }
+                let policy = own.over(default_retry);
+                policy.check(
+                    &entry_at.key("retry"),
+                    written_entry.and_then(|e| e.get("retry")),
+                    problems,
+                );
+                policy
+            }
+            None => default_retry.clone(),
+        };
+        compiled.push(Module {
+            name: name.clone(),
+            kind,
+            options: entry.options.clone(),
+            retry,
+        });
+    }
+    compiled
+}
+
+fn pip_name_problem(section: Section, module: &str, at: &YamlPath, problems: &mut Problems) {
+    problems.error(
+        &at.key("pip_name"),
         format!(
-            "module {named:?} is not a built-in {noun}. conserver does not load code at run time. {tail}",
-            noun = self.noun(),
-            tail = self.builtins_sentence(),
-        )
-    }
-
-    /// "Built-in links: a, b, c. Custom processing in any language can run behind http_link."
-    pub fn builtins_sentence(self) -> String {
-        format!("{} {CUSTOM_CODE_HINT}", self.builtins_list())
-    }
-
-    /// "Built-in links: a, b, c."
-    pub fn builtins_list(self) -> String {
-        format!("Built-in {}s: {}.", self.noun(), self.builtins().join(", "))
-    }
+            "module {module:?} cannot be installed with pip_name: conserver does not load code at run time. {}",
+            section.builtins_sentence()
+        ),
+    );
 }
 
-/// Where custom code goes instead of a Python module.
-pub const CUSTOM_CODE_HINT: &str = "Custom processing in any language can run behind http_link.";
-
-/// The vendor a legacy transcription link presets on `transcribe` (modules.md §3.9), or
-/// `None` for any other module.
-pub fn transcribe_alias_vendor(module: &str) -> Option<&'static str> {
-    match module {
-        "openai_transcribe" => Some("openai"),
-        "groq_whisper" => Some("groq"),
-        "hugging_face_whisper" => Some("hugging_face"),
-        "deepgram_link" => Some("deepgram"),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_form_names_the_same_module() {
-        for written in ["tag", "links.tag", "conserver.links.tag"] {
-            assert_eq!(ModuleKind::Link.resolve(written), Some("tag"));
-        }
-        for written in ["file", "storage.file", "common.storage.file"] {
-            assert_eq!(ModuleKind::Storage.resolve(written), Some("file"));
-        }
-        for written in ["jlinc", "tracers.jlinc", "conserver.tracers.jlinc"] {
-            assert_eq!(ModuleKind::Tracer.resolve(written), Some("jlinc"));
-        }
-    }
-
-    #[test]
-    fn the_kind_comes_from_the_section() {
-        assert_eq!(ModuleKind::Link.resolve("webhook"), Some("webhook"));
-        assert_eq!(
-            ModuleKind::Storage.resolve("storage.webhook"),
-            Some("webhook")
-        );
-        assert_eq!(ModuleKind::Link.resolve("storage.file"), None);
-        assert_eq!(ModuleKind::Storage.resolve("links.tag"), None);
-        assert_eq!(ModuleKind::Link.resolve("links.custom_link_module"), None);
-    }
-
-    #[test]
-    fn message_matches_the_spec_example() {
-        let message = ModuleKind::Link.not_builtin_message("links.custom_link_module");
-        assert_eq!(
-            message,
-            "module \"custom_link_module\" is not a built-in link. conserver does not load code at run \
-             time. Built-in links: analyze, analyze_and_label, analyze_vcon, check_and_tag, datatrails, \
-             deepgram_link, delay, detect_engagement, diet, expire_vcon, groq_whisper, http_link, \
-             hugging_face_whisper, hugging_llm_link, jq_link, openai_transcribe, post_analysis_to_slack, \
-             sampler, scitt, tag, tag_router, transcribe, webhook, wtf_transcribe. Custom processing in \
-             any language can run behind http_link."
-        );
-        assert!(ModuleKind::Link
-            .not_builtin_message("storage.file")
-            .contains("\"storage.file\""));
-    }
-
-    #[test]
-    fn network_modules() {
-        assert!(!ModuleKind::Link.calls_network("tag"));
-        assert!(ModuleKind::Link.calls_network("diet"));
-        assert!(ModuleKind::Link.calls_network("webhook"));
-        assert!(!ModuleKind::Storage.calls_network("file"));
-        assert!(ModuleKind::Storage.calls_network("s3"));
-        assert_eq!(transcribe_alias_vendor("deepgram_link"), Some("deepgram"));
-        assert_eq!(transcribe_alias_vendor("transcribe"), None);
-    }
+/// The key prefixes (`vcon_storage:`) the `redis_storage` instances write, which list names
+/// must not start with (config.md §5).
+pub fn redis_storage_prefixes(storages: &[Module<StorageKind>]) -> Vec<String> {
+    storages
+        .iter()
+        .filter(|storage| storage.kind == StorageKind::RedisStorage)
+        .map(|storage| {
+            let prefix = storage
+                .options
+                .get("prefix")
+                .and_then(Value::as_str)
+                .unwrap_or("vcon_storage");
+            format!("{prefix}:")
+        })
+        .collect()
 }

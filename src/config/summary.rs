@@ -19,9 +19,6 @@ pub fn summary(config: &Config) -> String {
             .to_owned(),
         Some(url) => {
             let mut kind = format!("Redis at {}", url_passwords(url));
-            if config.redis.cluster {
-                kind.push_str(" (cluster)");
-            }
             if config.redis.json_module {
                 kind.push_str(" (RedisJSON)");
             }
@@ -42,12 +39,10 @@ pub fn summary(config: &Config) -> String {
     );
     let _ = writeln!(
         out,
-        "{} link(s), {} storage(s), {} tracer(s), {} chain(s), {} follower(s)",
+        "{} link(s), {} storage(s), {} chain(s)",
         config.links.len(),
         config.storages.len(),
-        config.tracers.len(),
-        config.chains.len(),
-        config.followers.len()
+        config.chains.len()
     );
     for chain in &config.chains {
         let state = if chain.enabled { "enabled" } else { "disabled" };
@@ -68,22 +63,9 @@ pub fn summary(config: &Config) -> String {
         );
         let _ = writeln!(out, "  storages: {}", list(&chain.storages));
         let _ = writeln!(out, "  egress:   {}", list(&chain.egress_lists));
-        if let Some(tracers) = &chain.tracers {
-            let _ = writeln!(out, "  tracers:  {}", list(tracers));
-        }
         if let Some(timeout) = chain.timeout {
             let _ = writeln!(out, "  timeout:  {} s", timeout.as_secs_f64());
         }
-    }
-    for follower in &config.followers {
-        let _ = writeln!(
-            out,
-            "follower {}: {} {} → {}",
-            follower.name,
-            url_passwords(&follower.url),
-            follower.egress_list,
-            follower.follower_ingress_list
-        );
     }
     for warning in &config.warnings {
         let _ = writeln!(out, "warning: {warning}");

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::runner::InFlight;
+use super::held::Held;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -52,11 +52,13 @@ pub async fn heartbeat(
                     .collect();
                 for list in noted {
                     if let Err(e) = store.note_consumed_list(&id, &list).await {
-                        tracing::warn!(instance = %id, list = %list, error = %e, "consumed list not noted again");
+                        tracing::warn!(instance = %id, list = %list, error = %crate::report(&e), "consumed list not noted again");
                     }
                 }
             }
-            Err(e) => tracing::warn!(instance = %id, error = %e, "heartbeat not refreshed"),
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %crate::report(&e), "heartbeat not refreshed")
+            }
         }
     }
 }
@@ -66,7 +68,7 @@ pub async fn reaper(store: Arc<dyn Store>, id: String, ttl: u64, metrics: Arc<Me
     loop {
         tokio::time::sleep(Duration::from_secs(ttl.max(1))).await;
         if let Err(e) = reap(&store, &id, &metrics).await {
-            tracing::warn!(error = %e, "dead instances not checked");
+            tracing::warn!(error = %crate::report(&e), "dead instances not checked");
         }
     }
 }
@@ -101,7 +103,7 @@ pub async fn sweeper(
     id: String,
     ttl: u64,
     lists: ConsumedLists,
-    in_flight: InFlight,
+    held: Held,
     metrics: Arc<Metrics>,
 ) {
     let mut suspects: HashSet<(String, String)> = HashSet::new();
@@ -118,16 +120,15 @@ pub async fn sweeper(
             let items = match store.processing_items(&list, &id).await {
                 Ok(items) => items,
                 Err(e) => {
-                    tracing::debug!(list = %list, error = %e, "processing list not swept");
+                    tracing::debug!(list = %list, error = %crate::report(&e), "processing list not swept");
                     continue;
                 }
             };
-            let running = in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone();
             for item in items {
-                let key = (list.clone(), item);
-                if running.contains(&key) {
+                if held.holds(&list, &item) {
                     continue;
                 }
+                let key = (list.clone(), item);
                 if !suspects.contains(&key) {
                     unknown.insert(key);
                     continue;
@@ -142,7 +143,7 @@ pub async fn sweeper(
                     }
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::debug!(list = %key.0, error = %e, "stranded item not put back yet");
+                        tracing::debug!(list = %key.0, error = %crate::report(&e), "stranded item not put back yet");
                         unknown.insert(key);
                     }
                 }

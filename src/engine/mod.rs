@@ -1,13 +1,15 @@
 //! The processing engine: runs the chains of the configuration on the actor runtime
 //! (`conserver-actors`), with the at-least-once queue of redis.md §3.
 //!
-//! - [`pipelines`] — the built links and storages of a configuration (also the last step of
-//!   validating it).
+//! - [`pipelines`] — the built links and storages of a configuration, and each chain's plan.
 //! - [`runner`] — one chain run: load, links, write-back, storages, finish; the `Work` of a chain.
-//! - [`storage_phase`] — the `StorageSink` deliveries of a run.
-//! - [`instance`] — heartbeat, and the reaper of dead instances' processing lists.
+//! - [`storage_phase`] — the `StorageSink` deliveries of a run, and the reprocessing of a
+//!   storage's DLQ.
+//! - [`instance`] — heartbeat, the reaper of dead instances' processing lists, the sweeper of
+//!   this instance's stranded items; [`held`] — what this instance runs.
 //! - [`observer`] — runtime events as metrics.
 
+pub mod held;
 pub mod instance;
 pub mod observer;
 pub mod pipelines;
@@ -23,16 +25,14 @@ use conserver_actors::{ChainSpec, ChainState, Runtime, Sink};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use held::Held;
 use observer::MetricsObserver;
 pub use pipelines::Pipelines;
-use runner::{ChainLink, ChainRunner, InFlight, RunSettings};
+use runner::{ChainRunner, RunSettings};
 use storage_phase::{StorageDelivery, StorageSink};
 
 /// Deliveries one storage handles at once on this instance.
 const STORAGE_CONCURRENCY: usize = 32;
-
-/// Links whose changes come from a network call (written back at once, modules.md §1.1).
-const NETWORK_LINKS: &[&str] = &["http_link", "webhook"];
 
 /// The running engine of this instance.
 pub struct Engine {
@@ -45,7 +45,7 @@ pub struct Engine {
     /// Every ingress list this instance has consumed (noted in the store for recovery).
     consumed: instance::ConsumedLists,
     /// What this instance runs, to tell stranded items from running ones.
-    in_flight: InFlight,
+    held: Held,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -70,7 +70,7 @@ impl Engine {
         }
         store.register_instance(&id, &info, ttl).await?;
         let consumed = instance::ConsumedLists::default();
-        let in_flight = InFlight::default();
+        let held = Held::default();
         let background = vec![
             tokio::spawn(instance::heartbeat(
                 store.clone(),
@@ -90,7 +90,7 @@ impl Engine {
                 id.clone(),
                 ttl,
                 consumed.clone(),
-                in_flight.clone(),
+                held.clone(),
                 metrics.clone(),
             )),
         ];
@@ -102,7 +102,7 @@ impl Engine {
             instance_id: id,
             running: Mutex::new(Vec::new()),
             consumed,
-            in_flight,
+            held,
             background,
         };
         engine.apply(config, pipelines).await;
@@ -110,21 +110,22 @@ impl Engine {
     }
 
     /// Put `config` in force: chains added, changed (in-flight runs finish with the definition
-    /// they started with), disabled or removed (their in-flight runs finish).
+    /// they started with), disabled or removed (their in-flight runs finish). Every plan was
+    /// resolved when `pipelines` was built; this only starts them.
     pub async fn apply(&self, config: &Config, pipelines: &Pipelines) {
-        let sinks: Vec<(String, StorageSink)> = config
-            .storages
+        self.metrics.declare(config);
+        let sinks: Vec<(String, StorageSink)> = pipelines
+            .sinks
             .iter()
-            .filter_map(|module| {
-                let storage = pipelines.storages.get(&module.name)?.clone();
+            .map(|(name, storage, retry)| {
                 let sink = Sink::start(
-                    module.name.clone(),
-                    Arc::new(StorageDelivery(storage)),
+                    name.clone(),
+                    Arc::new(StorageDelivery(storage.clone())),
                     STORAGE_CONCURRENCY,
-                    crate::http::retry_policy(&module.retry),
+                    crate::http::retry_policy(retry),
                     Arc::new(MetricsObserver(self.metrics.clone())),
                 );
-                Some((module.name.clone(), sink))
+                (name.clone(), sink)
             })
             .collect();
         let enqueue_lists: Arc<HashSet<String>> = Arc::new(
@@ -136,23 +137,12 @@ impl Engine {
                 .collect(),
         );
         let mut started = Vec::new();
-        for chain in config
-            .chains
+        for plan in pipelines
+            .plans
             .iter()
-            .filter(|c| c.enabled && !c.ingress_lists.is_empty())
+            .filter(|p| p.chain.enabled && !p.chain.ingress_lists.is_empty())
         {
-            let links = chain
-                .links
-                .iter()
-                .filter_map(|name| {
-                    let module = config.links.iter().find(|m| &m.name == name)?;
-                    Some(ChainLink {
-                        name: name.clone(),
-                        link: pipelines.links.get(name)?.clone(),
-                        calls_network: NETWORK_LINKS.contains(&module.module.as_str()),
-                    })
-                })
-                .collect();
+            let chain = &plan.chain;
             let chain_sinks = chain
                 .storages
                 .iter()
@@ -164,12 +154,12 @@ impl Engine {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(list.clone());
                 if let Err(e) = self.store.note_consumed_list(&self.instance_id, list).await {
-                    tracing::warn!(list = %list, error = %e, "could not note the list this instance consumes; recovery after a crash may miss it");
+                    tracing::warn!(list = %list, error = %crate::report(&e), "could not note the list this instance consumes; recovery after a crash may miss it");
                 }
             }
             let runner = ChainRunner {
                 chain: chain.clone(),
-                links,
+                links: plan.links.clone(),
                 sinks: chain_sinks,
                 storages: pipelines.storages.clone(),
                 store: self.store.clone(),
@@ -182,7 +172,7 @@ impl Engine {
                     enqueue_lists: enqueue_lists.clone(),
                 },
                 metrics: self.metrics.clone(),
-                in_flight: self.in_flight.clone(),
+                held: self.held.clone(),
             };
             let spec = ChainSpec {
                 name: chain.name.clone(),
@@ -234,11 +224,11 @@ impl Engine {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "unfinished items could not be handed back; another instance will recover them when this heartbeat expires")
+                tracing::error!(error = %crate::report(&e), "unfinished items could not be handed back; another instance will recover them when this heartbeat expires")
             }
         }
         if let Err(e) = self.store.deregister_instance(&self.instance_id).await {
-            tracing::warn!(error = %e, "heartbeat not removed; it expires by itself");
+            tracing::warn!(error = %crate::report(&e), "heartbeat not removed; it expires by itself");
         }
     }
 }

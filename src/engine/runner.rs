@@ -2,22 +2,28 @@
 //! the in-memory document, write it back, write the storages, then finish in one round trip
 //! (DLQ or egress, routes, TTL, counters, acknowledgement). The runtime calls it through
 //! [`Work`]: a panic anywhere in a run reaches [`Work::panicked`], which dead-letters the item.
+//!
+//! Every run has a span (`chain`, `ingress_list`, `vcon_id`), so each log line of the run —
+//! a link's, the HTTP client's retries, a storage's — says which vCon and chain it is about.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conserver_actors::{BoxFuture, RetryPolicy, Work};
+use conserver_actors::{BoxFuture, RetryPolicy, TakeError, Work};
+use tracing::Instrument;
 use uuid::Uuid;
 
+use super::held::Held;
+use super::pipelines::ChainLink;
 use super::storage_phase::{self, StorageSink};
 use crate::config::Chain;
-use crate::links::{Link, LinkContext, LinkOutcome, RunEffects};
+use crate::links::{LinkContext, LinkError, LinkOutcome, RunEffects};
 use crate::metrics::Metrics;
-use crate::storages::registry::Storages;
-use crate::storages::Saved;
+use crate::report::report;
+use crate::storages::{Saved, Storages};
 use crate::store::{self, Finish, Push, RunOutcome, Store, StoreError};
-use crate::vcon::{self, Document};
+use crate::vcon::{self, Document, NotADocument};
 
 /// A uuid taken from one of the chain's ingress lists.
 #[derive(Debug, Clone)]
@@ -26,15 +32,6 @@ pub struct Claimed {
     pub source: usize,
     /// The list item as taken (normally a lowercase uuid).
     pub item: String,
-}
-
-/// A link of the chain, as it runs.
-pub struct ChainLink {
-    pub name: String,
-    pub link: Arc<dyn Link>,
-    /// The link calls a network service: its changes are written back at once, so a crash
-    /// does not make the next attempt pay for the call again (modules.md §1.1 step 4).
-    pub calls_network: bool,
 }
 
 /// Settings of a run that come from the `redis` and `limits` sections.
@@ -48,10 +45,6 @@ pub struct RunSettings {
     pub enqueue_lists: Arc<HashSet<String>>,
 }
 
-/// The items this instance holds in its processing lists *and runs*: `(ingress list, item)`.
-/// Anything else in its processing lists is stranded (see `instance::sweeper`).
-pub type InFlight = Arc<Mutex<HashSet<(String, String)>>>;
-
 /// Everything a run of one chain needs; the [`Work`] of the chain.
 pub struct ChainRunner {
     pub chain: Chain,
@@ -64,8 +57,39 @@ pub struct ChainRunner {
     pub instance_id: String,
     pub settings: RunSettings,
     pub metrics: Arc<Metrics>,
-    /// Shared by every chain of the instance.
-    pub in_flight: InFlight,
+    /// What this instance holds, shared by every chain of the instance.
+    pub held: Held,
+}
+
+/// Why a run failed: the vCon goes to `DLQ:<ingress list>`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A link failed.
+    #[error("link {link} failed")]
+    Link {
+        link: String,
+        #[source]
+        source: LinkError,
+    },
+    /// The links together took longer than the chain's `timeout`.
+    #[error("the chain timeout of {} s expired", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// The vCon could not be read from the store.
+    #[error("the vCon could not be read")]
+    Load(#[source] StoreError),
+    /// What the store holds under the uuid is not a vCon.
+    #[error("the stored vCon is unreadable")]
+    Unreadable(#[source] NotADocument),
+    /// The changed vCon could not be written back.
+    #[error("the vCon could not be written back")]
+    WriteBack(#[source] StoreError),
+    /// A link produced a vCon with another uuid, which could not be stored.
+    #[error("the new vCon of link {link} could not be stored")]
+    NewVcon {
+        link: String,
+        #[source]
+        source: StoreError,
+    },
 }
 
 /// How a run ended, before it is finished in the store.
@@ -105,6 +129,15 @@ impl conserver_actors::Retriable for StoreError {
     }
 }
 
+/// A take that failed: the store could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot take from {list}")]
+struct TakeFailed {
+    list: String,
+    #[source]
+    source: StoreError,
+}
+
 impl Work for ChainRunner {
     type Item = Claimed;
 
@@ -112,79 +145,85 @@ impl Work for ChainRunner {
         self: Arc<Self>,
         source: usize,
         wait: Duration,
-    ) -> BoxFuture<Result<Option<Claimed>, String>> {
+    ) -> BoxFuture<Result<Option<Claimed>, TakeError>> {
         Box::pin(async move {
             let list = &self.chain.ingress_lists[source];
             match self.store.claim(list, &self.instance_id, wait).await {
                 Ok(item) => Ok(item.map(|item| {
-                    self.hold(list, &item, true);
+                    self.held.hold(list, &item);
                     Claimed { source, item }
                 })),
-                Err(e) => Err(format!("cannot take from {list}: {e}")),
+                Err(source) => Err(TakeFailed {
+                    list: list.clone(),
+                    source,
+                }
+                .into()),
             }
         })
     }
 
     fn run(self: Arc<Self>, claimed: Claimed) -> BoxFuture<()> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let list = self.chain.ingress_lists[claimed.source].clone();
-            self.metrics
-                .vcons_received
-                .with_label_values(&[self.chain.name.as_str(), list.as_str()])
-                .inc();
-            let ending = self.process(&claimed, &list).await;
-            self.finish(&claimed, &list, ending).await;
-            self.hold(&list, &claimed.item, false);
-            self.metrics
-                .chain_duration
-                .with_label_values(&[self.chain.name.as_str()])
-                .observe(started.elapsed().as_secs_f64());
-        })
+        let list = self.chain.ingress_lists[claimed.source].clone();
+        let span = tracing::info_span!(
+            "run",
+            chain = %self.chain.name,
+            ingress_list = %list,
+            vcon_id = %claimed.item
+        );
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                self.metrics
+                    .vcons_received
+                    .with_label_values(&[self.chain.name.as_str(), list.as_str()])
+                    .inc();
+                let ending = self.process(&claimed, &list).await;
+                self.finish(&claimed, &list, ending).await;
+                self.held.release(&list, &claimed.item);
+                self.metrics
+                    .chain_duration
+                    .with_label_values(&[self.chain.name.as_str()])
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            .instrument(span),
+        )
     }
 
     fn panicked(self: Arc<Self>, claimed: Claimed, message: String) -> BoxFuture<()> {
-        Box::pin(async move {
-            let list = self.chain.ingress_lists[claimed.source].clone();
-            tracing::error!(chain = %self.chain.name, item = %claimed.item, panic = %message, "a link panicked: the vCon goes to DLQ:{list}");
-            let uuid = vcon::parse_uuid(&claimed.item);
-            self.finish(&claimed, &list, Ending::new(uuid, RunOutcome::Failed))
-                .await;
-        })
+        let list = self.chain.ingress_lists[claimed.source].clone();
+        let span = tracing::info_span!(
+            "run",
+            chain = %self.chain.name,
+            ingress_list = %list,
+            vcon_id = %claimed.item
+        );
+        Box::pin(
+            async move {
+                tracing::error!(panic = %message, "a link panicked: the vCon goes to DLQ:{list}");
+                let uuid = vcon::parse_uuid(&claimed.item);
+                self.finish(&claimed, &list, Ending::new(uuid, RunOutcome::Failed))
+                    .await;
+                self.held.release(&list, &claimed.item);
+            }
+            .instrument(span),
+        )
     }
 }
 
 impl ChainRunner {
-    /// Note that this instance runs `item` of `list` (or no longer does).
-    fn hold(&self, list: &str, item: &str, held: bool) {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if held {
-            in_flight.insert((list.to_owned(), item.to_owned()));
-        } else {
-            in_flight.remove(&(list.to_owned(), item.to_owned()));
-        }
-    }
-
     async fn process(&self, claimed: &Claimed, list: &str) -> Ending {
         let Some(uuid) = vcon::parse_uuid(&claimed.item) else {
-            tracing::warn!(chain = %self.chain.name, item = %claimed.item, "not a vCon uuid: dropped from {list}");
+            tracing::warn!("not a vCon uuid: dropped from {list}");
             return Ending::new(None, RunOutcome::Missing);
         };
-        let text = match self.load(uuid).await {
-            Ok(Some(text)) => text,
+        let mut doc = match self.load(uuid).await {
+            Ok(Some(doc)) => doc,
             Ok(None) => {
-                tracing::warn!(chain = %self.chain.name, vcon_id = %uuid, "vCon found nowhere: dropped from {list}");
+                tracing::warn!("vCon found nowhere: dropped from {list}");
                 return Ending::new(Some(uuid), RunOutcome::Missing);
             }
-            Err(e) => {
-                tracing::error!(chain = %self.chain.name, vcon_id = %uuid, error = %e, "vCon could not be read: it goes to DLQ:{list}");
-                return Ending::new(Some(uuid), RunOutcome::Failed);
-            }
-        };
-        let mut doc = match Document::from_stored(uuid, text) {
-            Ok(doc) => doc,
-            Err(e) => {
-                tracing::error!(chain = %self.chain.name, vcon_id = %uuid, error = %e, "stored vCon unreadable: it goes to DLQ:{list}");
+            Err(error) => {
+                tracing::error!(error = %report(&error), "the run failed: the vCon goes to DLQ:{list}");
                 return Ending::new(Some(uuid), RunOutcome::Failed);
             }
         };
@@ -193,39 +232,36 @@ impl ChainRunner {
         let result = match self.chain.timeout {
             Some(limit) => tokio::time::timeout(limit, links)
                 .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "the chain timeout of {} s expired",
-                        limit.as_secs_f64()
-                    ))
-                }),
+                .unwrap_or(Err(RunError::Timeout(limit))),
             None => links.await,
         };
+        let replaced = (doc.uuid() != uuid).then_some(uuid);
         // Whatever the outcome, what the links changed is kept (modules.md §1.1 step 4).
-        if let Err(e) = self.write_back(&mut doc).await {
-            tracing::error!(chain = %self.chain.name, vcon_id = %doc.uuid(), error = %e, "vCon could not be written back: it goes to DLQ:{list}");
+        if let Err(error) = self.write_back(&mut doc).await {
+            tracing::error!(error = %report(&error), "the run failed: the vCon goes to DLQ:{list}");
             return Ending {
+                replaced,
                 effects,
                 ..Ending::new(Some(doc.uuid()), RunOutcome::Failed)
             };
         }
         let outcome = match result {
-            Err(reason) => {
-                tracing::warn!(chain = %self.chain.name, vcon_id = %doc.uuid(), %reason, "chain run failed: the vCon goes to DLQ:{list}");
+            Err(error) => {
+                tracing::warn!(error = %report(&error), "the run failed: the vCon goes to DLQ:{list}");
                 RunOutcome::Failed
             }
             Ok(LinkOutcome::Halt) => RunOutcome::Halted,
             Ok(_) => RunOutcome::Processed,
         };
         let mut ending = Ending {
+            replaced,
             effects,
             ..Ending::new(Some(doc.uuid()), outcome)
         };
         if outcome == RunOutcome::Processed && !self.sinks.is_empty() {
-            let saved = Arc::new(saved(doc.uuid(), doc.text().to_owned()));
             ending.failed_storages = storage_phase::write_all(
                 &self.sinks,
-                saved,
+                Arc::new(Saved::from(doc)),
                 self.settings.parallel_storage,
                 &self.metrics,
             )
@@ -240,7 +276,7 @@ impl ChainRunner {
         doc: &mut Document,
         list: &str,
         effects: &mut RunEffects,
-    ) -> Result<LinkOutcome, String> {
+    ) -> Result<LinkOutcome, RunError> {
         for step in &self.links {
             let before = doc.uuid();
             let started = Instant::now();
@@ -266,21 +302,24 @@ impl ChainRunner {
                 .link_runs
                 .with_label_values(&[labels[0], labels[1], label])
                 .inc();
-            let outcome = result.map_err(|e| format!("link {} failed: {e}", step.name))?;
+            let outcome = result.map_err(|source| RunError::Link {
+                link: step.name.clone(),
+                source,
+            })?;
             if doc.uuid() != before {
-                self.store_new_vcon(doc).await.map_err(|e| {
-                    format!(
-                        "the new vCon of link {} could not be stored: {e}",
-                        step.name
-                    )
-                })?;
-            } else if step.calls_network {
-                self.write_back(doc)
+                tracing::info!(link = %step.name, new_vcon_id = %doc.uuid(), "a link produced a new vCon");
+                store::recache(self.store.as_ref(), doc)
                     .await
-                    .map_err(|e| format!("write-back after link {} failed: {e}", step.name))?;
+                    .map_err(|source| RunError::NewVcon {
+                        link: step.name.clone(),
+                        source,
+                    })?;
+                doc.mark_written();
+            } else if step.calls_network {
+                self.write_back(doc).await?;
             }
             if outcome == LinkOutcome::Halt {
-                tracing::debug!(chain = %self.chain.name, link = %step.name, vcon_id = %doc.uuid(), "halted");
+                tracing::debug!(link = %step.name, "halted");
                 return Ok(LinkOutcome::Halt);
             }
         }
@@ -289,42 +328,47 @@ impl ChainRunner {
 
     /// Redis first; on a miss, the chain's storages in chain order, then the others (redis.md
     /// §5), re-cached without a TTL (the vCon is in flight).
-    async fn load(&self, uuid: Uuid) -> Result<Option<String>, StoreError> {
-        let cached = STORE_RETRY.run(|| self.store.get_vcon(uuid), |_, e, _| tracing::warn!(vcon_id = %uuid, error = %e, "retrying the read of a vCon")).await?;
-        if cached.is_some() || !self.settings.storage_fallback {
-            return Ok(cached);
+    async fn load(&self, uuid: Uuid) -> Result<Option<Document>, RunError> {
+        let cached = STORE_RETRY
+            .run(
+                || self.store.get_vcon(uuid),
+                |_, e, _| tracing::warn!(error = %report(e), "retrying the read of a vCon"),
+            )
+            .await
+            .map_err(RunError::Load)?;
+        if let Some(text) = cached {
+            return Document::from_stored(uuid, text)
+                .map(Some)
+                .map_err(RunError::Unreadable);
+        }
+        if !self.settings.storage_fallback {
+            return Ok(None);
         }
         let order = self.storages.chain_order(&self.chain.storages);
         let Some((storage, text)) = self.storages.read_back(uuid, order).await else {
             return Ok(None);
         };
-        tracing::info!(vcon_id = %uuid, storage = %storage, "vCon read back from a storage and re-cached");
-        store::recache(self.store.as_ref(), uuid, &text).await?;
-        Ok(Some(text))
+        let mut doc = Document::from_stored(uuid, text).map_err(RunError::Unreadable)?;
+        store::recache(self.store.as_ref(), &mut doc)
+            .await
+            .map_err(RunError::Load)?;
+        tracing::info!(storage = %storage, "vCon read back from a storage and re-cached");
+        Ok(Some(doc))
     }
 
-    /// A link produced a vCon with another uuid (modules.md §1.2): stored and indexed like a
-    /// posted one; the rest of the run uses it.
-    async fn store_new_vcon(&self, doc: &mut Document) -> Result<(), StoreError> {
-        let uuid = doc.uuid();
-        tracing::info!(chain = %self.chain.name, vcon_id = %uuid, "a link produced a new vCon");
-        store::recache(self.store.as_ref(), uuid, doc.text()).await?;
-        doc.mark_written();
-        Ok(())
-    }
-
-    async fn write_back(&self, doc: &mut Document) -> Result<(), StoreError> {
+    async fn write_back(&self, doc: &mut Document) -> Result<(), RunError> {
         if !doc.is_changed() {
             return Ok(());
         }
         let uuid = doc.uuid();
-        let text = doc.text().to_owned();
+        let text = doc.text();
         STORE_RETRY
             .run(
-                || self.store.write_back(uuid, &text),
-                |_, e, _| tracing::warn!(vcon_id = %uuid, error = %e, "retrying a write-back"),
+                || self.store.write_back(uuid, text),
+                |_, e, _| tracing::warn!(error = %report(e), "retrying a write-back"),
             )
-            .await?;
+            .await
+            .map_err(RunError::WriteBack)?;
         doc.mark_written();
         Ok(())
     }
@@ -333,12 +377,7 @@ impl ChainRunner {
     /// the processing list only once everything else is done.
     async fn finish(&self, claimed: &Claimed, list: &str, ending: Ending) {
         let chain = self.chain.name.as_str();
-        let outcome_label = match ending.outcome {
-            RunOutcome::Processed => "processed",
-            RunOutcome::Halted => "halted",
-            RunOutcome::Failed => "failed",
-            RunOutcome::Missing => "missing",
-        };
+        let outcome_label = ending.outcome.label();
         self.metrics
             .chain_runs
             .with_label_values(&[chain, outcome_label])
@@ -378,37 +417,16 @@ impl ChainRunner {
             replaced: ending.replaced,
         };
         let result = STORE_RETRY
-            .run(|| self.store.finish(&finish), |_, e, wait| tracing::warn!(chain, item = %claimed.item, error = %e, ?wait, "retrying the end of a run"))
+            .run(
+                || self.store.finish(&finish),
+                |_, e, wait| tracing::warn!(error = %report(e), ?wait, "retrying the end of a run"),
+            )
             .await;
         match result {
-            Ok(()) => {
-                tracing::debug!(chain, item = %claimed.item, outcome = outcome_label, "run finished")
-            }
+            Ok(()) => tracing::debug!(outcome = outcome_label, "run finished"),
             Err(e) => {
-                tracing::error!(chain, item = %claimed.item, error = %e, "the end of a run could not be recorded: the item stays in this instance's processing list and is taken again after a restart")
+                tracing::error!(error = %report(&e), "the end of a run could not be recorded: the item stays in this instance's processing list and is taken again after a restart")
             }
         }
-    }
-}
-
-/// What the storages receive for a vCon text (the end of a link phase, or a storage DLQ
-/// retry): date paths come from `created_at` as written, else from the index instant.
-pub fn saved(uuid: Uuid, text: String) -> Saved {
-    #[derive(serde::Deserialize)]
-    struct CreatedAt {
-        created_at: Option<serde_json::Value>,
-    }
-    let created_at = serde_json::from_str::<CreatedAt>(&text)
-        .ok()
-        .and_then(|c| c.created_at)
-        .and_then(|v| v.as_str().map(str::to_owned));
-    let index_instant = vcon::describe(&text)
-        .and_then(|d| d.created_at)
-        .unwrap_or_else(|| chrono::Utc::now().timestamp());
-    Saved {
-        uuid,
-        text,
-        created_at,
-        index_instant,
     }
 }

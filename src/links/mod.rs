@@ -1,29 +1,30 @@
 //! The links (modules.md §1–§3): one folder per link, each with its options struct (serde,
 //! unknown keys rejected, a doc comment on every field: it is the documentation) and its run.
-//! Links are a closed set: [`build`] has one arm per built-in module.
+//! Links are a closed set: [`LinkKind`] has one arm per built-in module.
 //!
-//! Shared by the links: [`options`] (reading `options` with every problem named by its path),
-//! [`tags`] (the tags attachment) and [`json_text`] (JSON text in the Python server's style).
+//! Shared by the links: [`tags`] (the tags attachment) and [`json_text`] (JSON text in the
+//! Python server's style).
 
 pub mod delay;
 pub mod expire_vcon;
 pub mod http_link;
 pub mod jq_link;
 pub mod json_text;
-pub mod options;
+mod kind;
 pub mod sampler;
 pub mod tag;
 pub mod tag_router;
 pub mod tags;
 pub mod webhook;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use crate::config::{Limits, Module};
-use crate::metrics::Metrics;
+use crate::config::Module;
+use crate::http::HttpError;
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::{Document, IngestError};
+
+pub use kind::LinkKind;
 
 /// What a link decided (modules.md §1.2). "Continue as another vCon" is a `Continue` after
 /// [`Document::replace`] changed the uuid; "fail" is an `Err`.
@@ -39,8 +40,36 @@ pub enum LinkOutcome {
 
 /// A failure the link could not overcome (after its retries): the run fails.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LinkError(pub String);
+pub enum LinkError {
+    /// A network service failed.
+    #[error("{what}")]
+    Call {
+        /// What was being done ("webhook delivery").
+        what: &'static str,
+        #[source]
+        source: HttpError,
+    },
+    /// What the link produced is not a vCon conserver can keep.
+    #[error("{what}")]
+    Refused {
+        /// Who produced it ("the http_link answer").
+        what: &'static str,
+        #[source]
+        source: IngestError,
+    },
+    /// The vCon holds something the link cannot work with, or the link's own work failed.
+    #[error("{0}")]
+    Content(String),
+}
+
+impl LinkError {
+    /// Whether the same run may succeed later (a service that was down); the run is
+    /// dead-lettered either way, this says what an operator may expect of a reprocess.
+    pub fn is_retriable(&self) -> bool {
+        use conserver_actors::Retriable;
+        matches!(self, LinkError::Call { source, .. } if source.is_retriable())
+    }
+}
 
 /// What a link sees of its run besides the vCon.
 pub struct LinkContext<'a> {
@@ -63,17 +92,6 @@ pub struct RunEffects {
     pub routes: Vec<String>,
 }
 
-/// What every link is built with.
-#[derive(Clone)]
-pub struct Shared {
-    /// One HTTP client for the process (connection reuse); `User-Agent: conserver/<version>`.
-    pub http: reqwest::Client,
-    /// The `limits` section: default timeout, largest vCon a link may produce, …
-    pub limits: Limits,
-    /// The process's metrics (retries, jq errors).
-    pub metrics: Arc<Metrics>,
-}
-
 /// One link instance.
 #[async_trait]
 pub trait Link: Send + Sync {
@@ -85,54 +103,32 @@ pub trait Link: Send + Sync {
     ) -> Result<LinkOutcome, LinkError>;
 }
 
-/// Build the link of `module` (options checked: every problem as a message naming its option,
-/// e.g. `"options.tags: expected a list of strings"`).
-pub fn build(module: &Module, shared: &Shared) -> Result<Arc<dyn Link>, Vec<String>> {
-    fn shared_link<L: Link + 'static>(
-        link: Result<L, Vec<String>>,
-    ) -> Result<Arc<dyn Link>, Vec<String>> {
-        link.map(|l| Arc::new(l) as Arc<dyn Link>)
-    }
-    match module.module.as_str() {
-        "tag" => shared_link(tag::build(module)),
-        "tag_router" => shared_link(tag_router::build(module)),
-        "jq_link" => shared_link(jq_link::build(module, shared)),
-        "sampler" => shared_link(sampler::build(module)),
-        "expire_vcon" => shared_link(expire_vcon::build(module)),
-        "delay" => shared_link(delay::build(module)),
-        "webhook" => shared_link(webhook::build(module, shared)),
-        "http_link" => shared_link(http_link::build(module, shared)),
-        other => Err(vec![format!(
-            "module '{other}' is not available in this build yet"
-        )]),
-    }
+/// A built-in link: its options and how it is built from them.
+pub trait LinkModule: Link + Sized + 'static {
+    /// The options struct: its fields and their doc comments are the link's reference.
+    type Options: ModuleOptions;
+
+    /// Build the instance `module` (its options already read as `options`).
+    fn build(
+        options: Self::Options,
+        module: &Module<LinkKind>,
+        ctx: &ModuleContext,
+    ) -> Result<Self, BuildError>;
 }
 
-/// Why a replacement vCon was refused, in one line (for link errors and logs).
-pub(crate) fn ingest_error_text(error: &IngestError) -> String {
-    match error {
-        IngestError::Malformed {
-            line,
-            column,
-            message,
-        } => {
-            format!("not JSON (line {line}, column {column}): {message}")
-        }
-        IngestError::Empty => "an empty body".to_owned(),
-        IngestError::Invalid(problems) => problems
-            .iter()
-            .map(|p| format!("{}: {}", p.path, p.msg))
-            .collect::<Vec<_>>()
-            .join("; "),
-    }
-}
+/// The key the Python server read on every link and conserver ignores: chains order links.
+const AFTER_LINK: (&str, &str) = ("after_link", "chains give the order of links");
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    //! What link tests share: documents, a context, a `Shared` with the default limits.
+    //! What link tests share: documents, a context, an instance with some options.
+
+    use std::sync::Arc;
 
     use super::*;
-    use crate::config::{Config, Env};
+    use crate::config::{Config, Env, Retry};
+    use crate::metrics::Metrics;
+    use crate::modules::Kind;
     use serde_json::Value;
 
     /// The uuid test documents get when they have none.
@@ -144,15 +140,47 @@ pub(crate) mod test_support {
         Document::from_stored(uuid.parse().unwrap(), value.to_string()).unwrap()
     }
 
-    /// The default config's limits, a fresh registry, the server's client.
-    pub fn shared() -> Shared {
-        let limits = Config::from_yaml("{}", None, &Env::default())
-            .unwrap()
-            .limits;
-        Shared {
-            http: crate::http::http_client(&limits),
-            limits,
-            metrics: Arc::new(Metrics::new()),
+    /// The default config's limits, a fresh registry, the server's client, a memory store.
+    pub fn context() -> ModuleContext {
+        let config = Config::from_yaml("{}", None, &Env::default()).unwrap();
+        let store = Arc::new(crate::store::memory::MemoryStore::new(
+            crate::server::store_settings(&config),
+        ));
+        ModuleContext::new(config.limits, Arc::new(Metrics::new()), store)
+    }
+
+    /// An instance of the link `name` named `my_<name>` with `options` (a JSON object) and
+    /// quick retries.
+    pub fn module(name: &str, options: Value) -> Module<LinkKind> {
+        let kind = match LinkKind::resolve(name) {
+            crate::modules::Resolved::Built(kind) => kind,
+            other => panic!("{name} is not a link of this build: {other:?}"),
+        };
+        Module {
+            name: format!("my_{name}"),
+            kind,
+            options: options.as_object().cloned().unwrap_or_default(),
+            retry: Retry {
+                attempts: 3,
+                initial_backoff: std::time::Duration::from_millis(1),
+                max_backoff: std::time::Duration::from_millis(5),
+                multiplier: 2.0,
+            },
+        }
+    }
+
+    /// Build `module` as `L`, or every problem as `options.<key>: message` (the path below the
+    /// instance's `options`, as a reader of its options would see it).
+    pub fn build<L: LinkModule>(module: &Module<LinkKind>) -> Result<L, Vec<String>> {
+        let at = crate::config::path::YamlPath::root().key("options");
+        let mut problems = crate::config::read::Problems::new(None);
+        let typed = crate::modules::read_options::<L::Options>(&module.options, &at, &mut problems);
+        let (found, _) = problems.into_parts();
+        match typed {
+            Some(typed) if found.is_empty() => {
+                L::build(typed, module, &context()).map_err(|e| vec![e.to_string()])
+            }
+            _ => Err(found.iter().map(ToString::to_string).collect()),
         }
     }
 

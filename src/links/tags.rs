@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::json_text::python_json;
+use super::LinkError;
 
 /// Whether `attachment` is a tags attachment.
 fn is_tags(attachment: &Value) -> bool {
@@ -51,7 +52,7 @@ fn entries(body: Option<&Value>) -> Result<Vec<Value>, String> {
 /// Add each of `tags` (`"name:value"` strings) that is not already there. Returns whether the
 /// vCon changed; `vcon` is only borrowed mutably when it does (see `Document::value_mut`).
 /// An existing tags attachment whose body cannot be decoded is an error.
-pub fn add_tags(vcon: &mut crate::vcon::Document, tags: &[String]) -> Result<bool, String> {
+pub fn add_tags(vcon: &mut crate::vcon::Document, tags: &[String]) -> Result<bool, LinkError> {
     let attachments = vcon.value().get("attachments");
     let position = attachments
         .and_then(Value::as_array)
@@ -59,7 +60,9 @@ pub fn add_tags(vcon: &mut crate::vcon::Document, tags: &[String]) -> Result<boo
     let current = match position {
         Some(index) => {
             entries(attachments.and_then(|list| list[index].get("body"))).map_err(|why| {
-                format!("the tags attachment (attachments[{index}]) cannot be read: {why}")
+                LinkError::Content(format!(
+                    "the tags attachment (attachments[{index}]) cannot be read: {why}"
+                ))
             })?
         }
         None => Vec::new(),
@@ -75,7 +78,9 @@ pub fn add_tags(vcon: &mut crate::vcon::Document, tags: &[String]) -> Result<boo
     }
     // Checked before `value_mut`, which marks the vCon changed.
     if position.is_none() && !attachments.is_none_or(|a| a.is_null() || a.is_array()) {
-        return Err("the vCon's attachments member is not a list".to_owned());
+        return Err(LinkError::Content(
+            "the vCon's attachments member is not a list".to_owned(),
+        ));
     }
     let body = Value::String(python_json(&Value::Array(updated)));
     let root = vcon.value_mut();
@@ -90,7 +95,9 @@ pub fn add_tags(vcon: &mut crate::vcon::Document, tags: &[String]) -> Result<boo
             attachment.insert("purpose".to_owned(), Value::String("tags".to_owned()));
             attachment.insert("body".to_owned(), body);
             attachment.insert("encoding".to_owned(), Value::String("json".to_owned()));
-            attachments_list(root)?.push(Value::Object(attachment));
+            attachments_list(root)
+                .map_err(LinkError::Content)?
+                .push(Value::Object(attachment));
         }
     }
     Ok(true)
@@ -225,7 +232,7 @@ mod tests {
         for body in [json!("not json"), json!(5)] {
             let mut vcon = doc(json!({"attachments": [{"purpose": "tags", "body": body}]}));
             let error = add_tags(&mut vcon, &tags(&["a:a"])).unwrap_err();
-            assert!(error.contains("attachments[0]"), "{error}");
+            assert!(error.to_string().contains("attachments[0]"), "{error}");
             assert!(!vcon.is_changed());
         }
         let mut vcon = doc(json!({"attachments": {"purpose": "tags"}}));

@@ -62,13 +62,10 @@ mod tests {
     use super::*;
 
     fn path_of(created_at: Option<&str>, index_instant: i64) -> String {
-        Saved {
-            uuid: uuid::Uuid::nil(),
-            text: String::new(),
-            created_at: created_at.map(str::to_owned),
-            index_instant,
-        }
-        .date_path()
+        let mut saved = Saved::from_text(uuid::Uuid::nil(), "{}".to_owned()).unwrap();
+        saved.created_at = created_at.map(str::to_owned);
+        saved.index_instant = index_instant;
+        saved.date_path()
     }
 
     /// 2024-05-01T12:00:00Z

@@ -1,23 +1,26 @@
-//! The configured storages, by name and in the order of the `storages:` section: built all at
-//! once (every problem reported), and the operations that go through several of them — the
-//! fallback read of api.md §4 / redis.md §5 and the delete of api.md §5.15.
+//! The configured storages, by name and in the order of the `storages:` section, and the
+//! operations that go through several of them — the fallback read of api.md §4 / redis.md §5
+//! and the delete of api.md §5.15.
 
 use std::fmt;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{build, Storage};
-use crate::config::path::YamlPath;
-use crate::config::{Config, ConfigProblem};
-use crate::links::Shared;
-use crate::problem::Loc;
-use crate::store::Store;
+use super::{Storage, StorageKind};
+
+/// One configured storage.
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    kind: StorageKind,
+    storage: Arc<dyn Storage>,
+}
 
 /// The storage instances of a config, in `storages:` order.
 #[derive(Clone, Default)]
 pub struct Storages {
-    entries: Vec<(String, Arc<dyn Storage>)>,
+    entries: Vec<Entry>,
 }
 
 impl fmt::Debug for Storages {
@@ -27,42 +30,32 @@ impl fmt::Debug for Storages {
 }
 
 impl Storages {
-    /// Build every storage of `config`; the problems of all of them, each with its path
-    /// (`storages.<name>.options.<key>`), when any is misconfigured.
-    pub fn build_all(
-        config: &Config,
-        shared: &Shared,
-        store: &Arc<dyn Store>,
-    ) -> Result<Storages, Vec<ConfigProblem>> {
-        let mut entries = Vec::with_capacity(config.storages.len());
-        let mut problems = Vec::new();
-        for module in &config.storages {
-            match build(module, shared, store) {
-                Ok(storage) => entries.push((module.name.clone(), storage)),
-                Err(messages) => {
-                    let at = YamlPath::root().key("storages").key(&module.name);
-                    problems.extend(messages.iter().map(|message| located(&at, message)));
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok(Storages { entries })
-        } else {
-            Err(problems)
+    /// The built instances, in `storages:` order: `(name, kind, storage)`.
+    pub fn new(entries: impl IntoIterator<Item = (String, StorageKind, Arc<dyn Storage>)>) -> Self {
+        Storages {
+            entries: entries
+                .into_iter()
+                .map(|(name, kind, storage)| Entry {
+                    name,
+                    kind,
+                    storage,
+                })
+                .collect(),
         }
     }
 
     /// The storage configured under `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Storage>> {
-        self.entries
-            .iter()
-            .find(|(own, _)| own == name)
-            .map(|(_, storage)| storage)
+        self.entry(name).map(|entry| &entry.storage)
+    }
+
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|entry| entry.name == name)
     }
 
     /// The storage names, in `storages:` order (the API's fallback read order).
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.entries.iter().map(|(name, _)| name.as_str())
+        self.entries.iter().map(|entry| entry.name.as_str())
     }
 
     /// A worker's read order (redis.md §5): the chain's storages in chain order, then the
@@ -87,10 +80,10 @@ impl Storages {
         order: impl Iterator<Item = &'a str>,
     ) -> Option<(String, String)> {
         for name in order {
-            let Some(storage) = self.get(name).filter(|s| s.can_get()) else {
+            let Some(entry) = self.entry(name).filter(|e| e.kind.supports_get()) else {
                 continue;
             };
-            match storage.get(uuid).await {
+            match entry.storage.get(uuid).await {
                 Ok(Some(text)) if is_json_object(&text) => {
                     tracing::debug!(storage = name, %uuid, "vCon read back from a storage");
                     return Some((name.to_owned(), text));
@@ -100,7 +93,7 @@ impl Storages {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    tracing::warn!(storage = name, %uuid, %error, "storage read failed; skipped");
+                    tracing::warn!(storage = name, %uuid, error = %crate::report(&error), "storage read failed; skipped");
                 }
             }
         }
@@ -110,43 +103,15 @@ impl Storages {
     /// Delete the vCon from every storage that supports it, in `storages:` order; a failure is
     /// logged and does not stop the others (api.md §5.15).
     pub async fn delete_everywhere(&self, uuid: Uuid) {
-        for (name, storage) in self.entries.iter().filter(|(_, s)| s.can_delete()) {
+        let deletable = self.entries.iter().filter(|e| e.kind.supports_delete());
+        for Entry { name, storage, .. } in deletable {
             match storage.delete(uuid).await {
                 Ok(deleted) => tracing::debug!(storage = %name, %uuid, deleted, "storage delete"),
                 Err(error) => {
-                    tracing::warn!(storage = %name, %uuid, %error, "storage delete failed")
+                    tracing::warn!(storage = %name, %uuid, error = %crate::report(&error), "storage delete failed")
                 }
             }
         }
-    }
-}
-
-/// A build message as a config problem under `at`: a message that starts with an option path
-/// (`options.max_file_size: …`, `options["odd key"]: …`) gets that path appended.
-fn located(at: &YamlPath, message: &str) -> ConfigProblem {
-    let split = message.match_indices(": ").find_map(|(index, _)| {
-        let relative = YamlPath::parse(&message[..index])?;
-        let under_options =
-            matches!(relative.segments().first(), Some(Loc::Key(k)) if k == "options");
-        under_options.then(|| (relative, &message[index + 2..]))
-    });
-    let (path, message) = match split {
-        Some((relative, rest)) => {
-            let path = relative
-                .segments()
-                .iter()
-                .fold(at.clone(), |path, segment| match segment {
-                    Loc::Key(key) => path.key(key),
-                    Loc::Index(index) => path.index(*index),
-                });
-            (path, rest)
-        }
-        None => (at.clone(), message),
-    };
-    ConfigProblem {
-        path: path.to_string(),
-        line: None,
-        message: message.to_owned(),
     }
 }
 
@@ -163,13 +128,11 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::config::Env;
     use crate::storages::{Saved, StorageError};
 
     /// A storage that answers from a script and records the calls it got.
     struct Scripted {
         answer: fn() -> Result<Option<String>, StorageError>,
-        readable: bool,
         calls: Mutex<Vec<&'static str>>,
     }
 
@@ -177,7 +140,6 @@ mod tests {
         fn new(answer: fn() -> Result<Option<String>, StorageError>) -> Arc<Scripted> {
             Arc::new(Scripted {
                 answer,
-                readable: true,
                 calls: Mutex::new(Vec::new()),
             })
         }
@@ -192,15 +154,9 @@ mod tests {
         async fn save(&self, _: &Saved) -> Result<(), StorageError> {
             Ok(())
         }
-        fn can_get(&self) -> bool {
-            self.readable
-        }
         async fn get(&self, _: Uuid) -> Result<Option<String>, StorageError> {
             self.calls.lock().unwrap().push("get");
             (self.answer)()
-        }
-        fn can_delete(&self) -> bool {
-            self.readable
         }
         async fn delete(&self, _: Uuid) -> Result<bool, StorageError> {
             self.calls.lock().unwrap().push("delete");
@@ -208,18 +164,27 @@ mod tests {
         }
     }
 
+    /// Storages of a kind that supports get and delete.
     fn registry(entries: &[(&str, Arc<Scripted>)]) -> Storages {
-        Storages {
-            entries: entries
+        registry_of(StorageKind::File, entries)
+    }
+
+    fn registry_of(kind: StorageKind, entries: &[(&str, Arc<Scripted>)]) -> Storages {
+        Storages::new(
+            entries
                 .iter()
-                .map(|(name, s)| (name.to_string(), Arc::clone(s) as Arc<dyn Storage>))
-                .collect(),
-        }
+                .map(|(name, s)| (name.to_string(), kind, Arc::clone(s) as Arc<dyn Storage>)),
+        )
     }
 
     #[tokio::test]
     async fn read_back_follows_the_order_and_skips_failures_and_non_objects() {
-        let failing = Scripted::new(|| Err(StorageError::Transient("down".into())));
+        let failing = Scripted::new(|| {
+            Err(StorageError::transient(
+                "down",
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            ))
+        });
         let garbage = Scripted::new(|| Ok(Some("not json".into())));
         let empty = Scripted::new(|| Ok(None));
         let holder = Scripted::new(|| Ok(Some(r#"{"uuid":"x"}"#.into())));
@@ -254,22 +219,19 @@ mod tests {
 
     #[tokio::test]
     async fn read_back_asks_only_storages_that_support_get() {
-        let write_only = Arc::new(Scripted {
-            answer: || Ok(Some("{}".into())),
-            readable: false,
-            calls: Mutex::new(Vec::new()),
-        });
-        let storages = registry(&[("hook", write_only.clone())]);
+        let write_only = Scripted::new(|| Ok(Some("{}".into())));
+        let storages = registry_of(StorageKind::Webhook, &[("hook", write_only.clone())]);
         assert_eq!(
             storages.read_back(Uuid::nil(), storages.names()).await,
             None
         );
+        storages.delete_everywhere(Uuid::nil()).await;
         assert!(write_only.calls().is_empty());
     }
 
     #[tokio::test]
     async fn delete_everywhere_goes_on_after_a_failure() {
-        let failing = Scripted::new(|| Err(StorageError::Permanent("refused".into())));
+        let failing = Scripted::new(|| Err(StorageError::refused("refused")));
         let holder = Scripted::new(|| Ok(Some("{}".into())));
         let storages = registry(&[("failing", failing.clone()), ("holder", holder.clone())]);
         storages.delete_everywhere(Uuid::nil()).await;
@@ -287,51 +249,5 @@ mod tests {
             ["c", "a", "b", "d"]
         );
         assert_eq!(storages.names().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
-    }
-
-    fn build_from(yaml: &str) -> Result<Storages, Vec<ConfigProblem>> {
-        let config = Config::from_yaml(yaml, None, &Env::default()).unwrap();
-        let shared = Shared {
-            http: reqwest::Client::new(),
-            limits: config.limits.clone(),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
-        };
-        let store: Arc<dyn Store> = Arc::new(crate::store::memory::MemoryStore::new(
-            crate::server::store_settings(&config),
-        ));
-        Storages::build_all(&config, &shared, &store)
-    }
-
-    #[test]
-    fn build_all_keeps_the_section_order() {
-        let storages = build_from(
-            "storages:\n  b:\n    module: redis_storage\n  a:\n    module: storage.file\n    options:\n      path: /tmp/x\n",
-        )
-        .unwrap();
-        assert_eq!(storages.names().collect::<Vec<_>>(), ["b", "a"]);
-        assert!(storages.get("a").is_some_and(|s| s.can_get()));
-        assert!(storages.get("c").is_none());
-    }
-
-    #[test]
-    fn build_all_reports_every_problem_with_its_path() {
-        let problems = build_from(
-            "storages:\n  files:\n    module: file\n    options:\n      compression: maybe\n      \"odd: key\": 1\n  cache:\n    module: redis_storage\n    options:\n      expires: -1\n  bucket:\n    module: s3\n    options:\n      aws_bucket: b\n",
-        )
-        .unwrap_err();
-        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert_eq!(problems.len(), 4, "{shown:?}");
-        assert_eq!(problems[0].path, "storages.files.options.compression");
-        assert!(problems[0].message.starts_with("expected a boolean"));
-        assert_eq!(problems[1].path, "storages.files.options[\"odd: key\"]");
-        assert!(problems[1]
-            .message
-            .starts_with("unknown option of the file module"));
-        assert_eq!(problems[2].path, "storages.cache.options.expires");
-        assert_eq!(problems[3].path, "storages.bucket");
-        assert_eq!(
-            problems[3].message,
-            "module 's3' is not available in this build yet"
-        );
     }
 }

@@ -385,6 +385,24 @@ fn longest_ttl(kept: i64, asked: i64) -> i64 {
 }
 
 impl RunOutcome {
+    /// Every outcome.
+    pub const ALL: [RunOutcome; 4] = [
+        RunOutcome::Processed,
+        RunOutcome::Halted,
+        RunOutcome::Failed,
+        RunOutcome::Missing,
+    ];
+
+    /// The `outcome` label of `conserver_chain_runs_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunOutcome::Processed => "processed",
+            RunOutcome::Halted => "halted",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Missing => "missing",
+        }
+    }
+
     /// The field of `conserver:chain_stats:<chain>` the run counts in.
     fn stats_field(self) -> &'static str {
         match self {
@@ -511,28 +529,19 @@ enum IndexScore {
     KeepOr(i64),
 }
 
-/// Cache a vCon text read back from a storage (api.md §4, redis.md §5): written and indexed as
-/// a posted one would be (TTL `vcon_ttl` unless it is pending), without queueing it.
-pub async fn recache(store: &dyn Store, uuid: Uuid, text: &str) -> StoreResult<()> {
-    let described = crate::vcon::describe(text);
-    let parties = described
-        .as_ref()
-        .map(|d| d.parties.clone())
-        .unwrap_or_default();
-    let score = described
-        .and_then(|d| d.created_at)
-        .unwrap_or_else(|| chrono::Utc::now().timestamp());
-    store
-        .put_vcon(
-            VconWrite {
-                uuid,
-                text,
-                score,
-                parties: &parties,
-            },
-            &[],
-        )
-        .await
+/// Cache a vCon read back from a storage or produced by a link (api.md §4, redis.md §5,
+/// modules.md §1.2): written and indexed as a posted one would be (TTL `vcon_ttl` unless it is
+/// pending), without queueing it. What it is indexed by comes from the document.
+pub async fn recache(store: &dyn Store, vcon: &mut crate::vcon::Document) -> StoreResult<()> {
+    let (created_at, parties) = vcon.indexed();
+    let uuid = vcon.uuid();
+    let write = VconWrite {
+        uuid,
+        text: vcon.text(),
+        score: created_at.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+        parties: &parties,
+    };
+    store.put_vcon(write, &[]).await
 }
 
 #[cfg(test)]

@@ -35,6 +35,15 @@ pub(crate) fn parse_date_value(raw: Raw<'_>) -> Option<DateTime<Utc>> {
     }
 }
 
+/// As [`parse_date_value`], for a value already parsed (the run's document).
+pub(crate) fn parse_date_json(value: &serde_json::Value) -> Option<DateTime<Utc>> {
+    match value {
+        serde_json::Value::String(text) => parse_date(text),
+        serde_json::Value::Number(number) => unix_number(&number.to_string()).and_then(from_unix),
+        _ => None,
+    }
+}
+
 /// Unix time written as a decimal number (an optional sign, digits, an optional fraction, an
 /// optional exponent), as JSON numbers and the Python server's `float()` of a numeric string.
 fn unix_number(text: &str) -> Option<f64> {

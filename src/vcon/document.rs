@@ -6,7 +6,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{ingest, Form, IngestError, IngestOptions, Ingested};
+use super::{ingest, Form, IngestError, IngestOptions, Ingested, PartyIndex};
 
 /// The in-memory vCon of one run.
 #[derive(Debug, Clone)]
@@ -75,6 +75,31 @@ impl Document {
         let value = &self.value;
         self.text
             .get_or_insert_with(|| serde_json::to_string(value).unwrap_or_default())
+    }
+
+    /// What the vCon is stored and indexed by (redis.md §6): its index instant (Unix seconds)
+    /// and its parties' values. Read from the parsed document; a signed or encrypted vCon's
+    /// are in its payload, read from the text.
+    pub fn indexed(&mut self) -> (Option<i64>, PartyIndex) {
+        match self.form {
+            Form::Unsigned => (
+                self.value
+                    .get("created_at")
+                    .and_then(super::dates::parse_date_json)
+                    .map(|instant| instant.timestamp()),
+                super::index::party_index_of(&self.value),
+            ),
+            Form::Signed | Form::Encrypted => super::describe(self.text())
+                .map(|described| (described.created_at, described.parties))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The document taken apart at the end of a run: uuid, form, value and text.
+    pub fn into_parts(mut self) -> (Uuid, Form, Value, String) {
+        self.text();
+        let text = self.text.take().unwrap_or_default();
+        (self.uuid, self.form, self.value, text)
     }
 
     /// Changed since it was read or last written back.
@@ -165,6 +190,39 @@ mod tests {
         assert_eq!(encrypted.form(), Form::Encrypted);
         assert!(Document::from_stored(u, "[1]".into()).is_err());
         assert!(Document::from_stored(u, "nope".into()).is_err());
+    }
+
+    #[test]
+    fn index_facts_come_from_the_document_in_every_form() {
+        let u: Uuid = U.parse().unwrap();
+        let mut doc = Document::from_stored(
+            u,
+            format!(
+                r#"{{"uuid":"{U}","created_at":"2024-05-01T12:00:00Z","parties":[{{"tel":"+1","name":""}},{{"mailto":"a@b"}},3]}}"#
+            ),
+        )
+        .unwrap();
+        let (created_at, parties) = doc.indexed();
+        assert_eq!(created_at, Some(1_714_564_800));
+        assert_eq!(
+            (parties.tel, parties.mailto, parties.name),
+            (vec!["+1".to_owned()], vec!["a@b".to_owned()], vec![])
+        );
+        let text = format!(
+            r#"{{"uuid":"{U}","created_at":"2024-05-01T12:00:00Z","parties":[{{"tel":"+1"}}]}}"#
+        );
+        assert_eq!(
+            Document::from_stored(u, text.clone()).unwrap().indexed(),
+            {
+                let described = super::super::describe(&text).unwrap();
+                (described.created_at, described.parties)
+            },
+            "the same facts as the text scanner finds"
+        );
+        let (uuid, form, value, text) = doc.into_parts();
+        assert_eq!((uuid, form), (u, Form::Unsigned));
+        assert_eq!(value["parties"][0]["tel"], "+1");
+        assert!(text.starts_with(r#"{"uuid""#));
     }
 
     #[test]

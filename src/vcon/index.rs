@@ -45,6 +45,25 @@ pub(crate) fn party_index(vcon: &TopLevel<'_>) -> PartyIndex {
     index
 }
 
+/// [`party_index`] of a document already parsed (the run's document).
+pub(crate) fn party_index_of(vcon: &serde_json::Value) -> PartyIndex {
+    let mut index = PartyIndex::default();
+    let parties = vcon.get("parties").and_then(serde_json::Value::as_array);
+    for party in parties.into_iter().flatten() {
+        for (name, values) in [
+            ("tel", &mut index.tel),
+            ("mailto", &mut index.mailto),
+            ("name", &mut index.name),
+        ] {
+            let value = party.get(name).and_then(serde_json::Value::as_str);
+            if let Some(value) = value.filter(|value| !value.is_empty()) {
+                values.push(value.to_owned());
+            }
+        }
+    }
+    index
+}
+
 /// The document's `created_at` as Unix seconds (fraction dropped toward the past), when it has
 /// a readable one.
 pub(crate) fn created_at(vcon: &TopLevel<'_>) -> Option<i64> {

@@ -123,6 +123,28 @@ pub enum IngestError {
     Invalid(Vec<Problem>),
 }
 
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IngestError::Malformed {
+                line,
+                column,
+                message,
+            } => write!(f, "not JSON (line {line}, column {column}): {message}"),
+            IngestError::Empty => f.write_str("an empty body"),
+            IngestError::Invalid(problems) => {
+                let shown: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.path, p.msg))
+                    .collect();
+                f.write_str(&shown.join("; "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for IngestError {}
+
 /// Validate a request body (already gunzipped) and produce what is stored.
 pub fn ingest(body: &[u8], options: &IngestOptions) -> Result<Ingested, IngestError> {
     let Compacted {

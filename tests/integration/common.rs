@@ -83,7 +83,8 @@ pub fn config_for(yaml: &str, backend: Backend, env: &[(&str, &str)]) -> (Config
         redis["url"] = Value::String(redis_url());
         redis["key_prefix"] = Value::String(prefix.clone());
     }
-    let text = serde_norway::to_string(&doc).expect("serialisable");
+    // JSON is YAML, and serde_json writes its numbers as they were read.
+    let text = serde_json::to_string_pretty(&doc).expect("serialisable");
     let config = Config::from_yaml(&text, None, &env)
         .unwrap_or_else(|e| panic!("test config is valid: {e}"));
     (config, prefix, env)

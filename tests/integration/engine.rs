@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use async_trait::async_trait;
-use conserver::engine::runner::{ChainLink, ChainRunner, RunSettings};
+use conserver::engine::pipelines::ChainLink;
+use conserver::engine::runner::{ChainRunner, RunSettings};
 use conserver::engine::Engine;
 use conserver::links::{Link, LinkContext, LinkError, LinkOutcome};
 use conserver::vcon::Document;
@@ -238,7 +239,7 @@ async fn a_panicking_link_dead_letters_its_vcon_and_the_chain_goes_on() {
             enqueue_lists: Arc::new(["calls".to_owned()].into_iter().collect()),
         },
         metrics: state.state.metrics.clone(),
-        in_flight: Default::default(),
+        held: Default::default(),
     };
     let runtime = Runtime::start(Arc::new(conserver::engine::observer::MetricsObserver(
         state.state.metrics.clone(),

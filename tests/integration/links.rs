@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conserver::config::{Config, Env, Module, Retry};
-use conserver::links::{self, Link, LinkContext, LinkOutcome, RunEffects, Shared};
+use conserver::links::{self, Link, LinkContext, LinkKind, LinkOutcome, RunEffects};
 use conserver::metrics::Metrics;
+use conserver::modules::{Kind, ModuleContext, Resolved};
+use conserver::storages::{Saved, Storage, StorageError, StorageKind};
 use conserver::vcon::Document;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_string, header, method, path};
@@ -16,22 +18,24 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const UUID: &str = "0191a3f4-5b6c-7d8e-9f00-00000000a001";
 const OTHER_UUID: &str = "0191a3f4-5b6c-7d8e-9f00-00000000a002";
 
-fn shared() -> Shared {
-    let limits = Config::from_yaml("{}", None, &Env::default())
-        .expect("the empty config compiles")
-        .limits;
-    Shared {
-        http: conserver::http::http_client(&limits),
-        limits,
-        metrics: Arc::new(Metrics::new()),
-    }
+/// What the modules are built with: the default limits, a registry of their own, a store
+/// (unused by these modules).
+fn shared() -> ModuleContext {
+    let config = Config::from_yaml("{}", None, &Env::default()).expect("the empty config compiles");
+    let store = Arc::new(conserver::store::memory::MemoryStore::new(
+        conserver::server::store_settings(&config),
+    ));
+    ModuleContext::new(config.limits, Arc::new(Metrics::new()), store)
 }
 
-/// A module whose retries are fast: 3 tries, 10 ms apart at most.
-fn module(name: &str, kind: &str, options: Value) -> Module {
+/// An instance whose retries are fast: 3 tries, 10 ms apart at most.
+fn module<K: Kind>(name: &str, kind: &str, options: Value) -> Module<K> {
+    let Resolved::Built(kind) = K::resolve(kind) else {
+        panic!("{kind} is not a module of this build");
+    };
     Module {
         name: name.to_owned(),
-        module: kind.to_owned(),
+        kind,
         options: options.as_object().cloned().unwrap_or_default(),
         retry: Retry {
             attempts: 3,
@@ -40,6 +44,16 @@ fn module(name: &str, kind: &str, options: Value) -> Module {
             multiplier: 2.0,
         },
     }
+}
+
+/// The link `module`, built as the engine builds it.
+fn build(module: Module<LinkKind>, ctx: &ModuleContext) -> Arc<dyn Link> {
+    module.kind.build(&module, ctx).unwrap()
+}
+
+/// An error with its causes, as the log shows it.
+fn shown(error: &links::LinkError) -> String {
+    conserver::report(error).to_string()
 }
 
 fn vcon_text(uuid: &str) -> String {
@@ -62,7 +76,7 @@ async fn run(link: &Arc<dyn Link>, vcon: &mut Document) -> Result<LinkOutcome, l
     link.run(vcon, &mut ctx).await
 }
 
-fn retries(shared: &Shared, component: &str, reason: &str) -> u64 {
+fn retries(shared: &ModuleContext, component: &str, reason: &str) -> u64 {
     shared
         .metrics
         .retries
@@ -76,14 +90,14 @@ async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
 
 // ---------------------------------------------------------------- webhook link
 
-fn webhook(server: &MockServer, shared: &Shared, extra: Value) -> Arc<dyn Link> {
+fn webhook(server: &MockServer, shared: &ModuleContext, extra: Value) -> Arc<dyn Link> {
     let mut options =
         json!({"webhook-urls": [format!("{}/hook", server.uri())], "headers": {"X-Token": "t"}});
     options
         .as_object_mut()
         .unwrap()
         .extend(extra.as_object().cloned().unwrap_or_default());
-    links::build(&module("hook", "webhook", options), shared).unwrap()
+    build(module("hook", "webhook", options), shared)
 }
 
 #[tokio::test]
@@ -145,8 +159,8 @@ async fn webhook_fails_when_the_500s_outlast_the_retries() {
     let error = run(&webhook(&server, &shared, json!({})), &mut document())
         .await
         .unwrap_err();
-    assert!(error.0.contains("503"), "{error}");
-    assert!(error.0.contains("down for maintenance"), "{error}");
+    assert!(shown(&error).contains("503"), "{error}");
+    assert!(shown(&error).contains("down for maintenance"), "{error}");
 }
 
 #[tokio::test]
@@ -161,7 +175,7 @@ async fn webhook_404_is_permanent() {
     let error = run(&webhook(&server, &shared, json!({})), &mut document())
         .await
         .unwrap_err();
-    assert!(error.0.contains("404"), "{error}");
+    assert!(shown(&error).contains("404"), "{error}");
     assert_eq!(retries(&shared, "hook", "other"), 0);
 }
 
@@ -191,11 +205,10 @@ async fn webhook_posts_to_each_url_in_order() {
         .await;
     let shared = shared();
     let urls = json!([format!("{}/a", server.uri()), format!("{}/b", server.uri())]);
-    let link = links::build(
-        &module("hook", "webhook", json!({"webhook-urls": urls})),
+    let link = build(
+        module("hook", "webhook", json!({"webhook-urls": urls})),
         &shared,
-    )
-    .unwrap();
+    );
     run(&link, &mut document()).await.unwrap();
     let paths: Vec<String> = requests(&server)
         .await
@@ -215,20 +228,20 @@ async fn webhook_connection_failures_are_retried_then_fail() {
         .port();
     let shared = shared();
     let options = json!({"webhook-urls": [format!("http://127.0.0.1:{port}/hook")]});
-    let link = links::build(&module("hook", "webhook", options), &shared).unwrap();
+    let link = build(module("hook", "webhook", options), &shared);
     assert!(run(&link, &mut document()).await.is_err());
     assert_eq!(retries(&shared, "hook", "connect"), 2);
 }
 
 // ---------------------------------------------------------------- http_link
 
-fn http_link(server: &MockServer, shared: &Shared, extra: Value) -> Arc<dyn Link> {
+fn http_link(server: &MockServer, shared: &ModuleContext, extra: Value) -> Arc<dyn Link> {
     let mut options = json!({"url": format!("{}/process", server.uri())});
     options
         .as_object_mut()
         .unwrap()
         .extend(extra.as_object().cloned().unwrap_or_default());
-    links::build(&module("custom", "http_link", options), shared).unwrap()
+    build(module("custom", "http_link", options), shared)
 }
 
 #[tokio::test]
@@ -330,7 +343,10 @@ async fn http_link_invalid_answers_fail_at_once() {
         let error = run(&http_link(&server, &shared, json!({})), &mut vcon)
             .await
             .unwrap_err();
-        assert!(error.0.contains("not a valid vCon"), "{body}: {error}");
+        assert!(
+            shown(&error).contains("not a valid vCon"),
+            "{body}: {error}"
+        );
         assert!(!vcon.is_changed());
         assert_eq!(vcon.uuid().to_string(), UUID);
     }
@@ -349,7 +365,7 @@ async fn http_link_other_statuses_fail_at_once() {
         .await
         .unwrap_err();
     assert!(
-        error.0.contains("400") && error.0.contains("bad input"),
+        shown(&error).contains("400") && shown(&error).contains("bad input"),
         "{error}"
     );
 }
@@ -393,18 +409,14 @@ async fn http_link_times_out_and_retries() {
 
 // ---------------------------------------------------------------- webhook storage
 
-fn saved(text: String) -> conserver::storages::Saved {
-    conserver::storages::Saved {
-        uuid: UUID.parse().unwrap(),
-        text,
-        created_at: None,
-        index_instant: 0,
-    }
+fn saved(text: String) -> Saved {
+    Saved::from_text(UUID.parse().unwrap(), text).unwrap()
 }
 
-fn webhook_storage(server: &MockServer, shared: &Shared) -> Arc<dyn conserver::storages::Storage> {
+fn webhook_storage(server: &MockServer, shared: &ModuleContext) -> Arc<dyn Storage> {
     let options = json!({"webhook-urls": [format!("{}/store", server.uri())], "name": "legacy"});
-    conserver::storages::webhook::build(&module("hook_store", "webhook", options), shared).unwrap()
+    let module: Module<StorageKind> = module("hook_store", "webhook", options);
+    module.kind.build(&module, shared).unwrap()
 }
 
 #[tokio::test]
@@ -456,12 +468,12 @@ async fn webhook_storage_classifies_failures_for_the_sink() {
     let storage = webhook_storage(&server, &shared);
     let transient = storage.save(&saved(vcon_text(UUID))).await.unwrap_err();
     assert!(
-        matches!(transient, conserver::storages::StorageError::Transient(_)),
+        matches!(transient, StorageError::Transient { .. }),
         "{transient}"
     );
     let permanent = storage.save(&saved(vcon_text(UUID))).await.unwrap_err();
     assert!(
-        matches!(permanent, conserver::storages::StorageError::Permanent(_)),
+        matches!(permanent, StorageError::Permanent { .. }),
         "{permanent}"
     );
 }

@@ -5,37 +5,40 @@
 use std::sync::Arc;
 
 use conserver::config::{Config, Env};
-use conserver::links::Shared;
+use conserver::engine::Pipelines;
+use conserver::modules::ModuleContext;
 use conserver::server::store_settings;
 use conserver::storages::{Saved, StorageError, Storages};
+use conserver::store::Store;
 use uuid::Uuid;
 
 use crate::common::{self, Backend, OwnRedis, TestState};
 
-fn shared(config: &Config) -> Shared {
-    Shared {
-        http: reqwest::Client::new(),
-        limits: config.limits.clone(),
-        metrics: Arc::new(conserver::metrics::Metrics::new()),
-    }
+/// The storages of `config`, built as the engine builds them, on `store`.
+fn build(config: &Config, store: Arc<dyn Store>) -> Arc<Storages> {
+    let context = ModuleContext::new(
+        config.limits.clone(),
+        Arc::new(conserver::metrics::Metrics::new()),
+        store,
+    );
+    Pipelines::build(config, &context)
+        .unwrap_or_else(|problems| panic!("storages build: {problems:?}"))
+        .storages
 }
 
-fn storages_of(state: &TestState) -> Storages {
-    let config = state.state.config();
-    Storages::build_all(&config, &shared(&config), &state.state.store)
-        .unwrap_or_else(|problems| panic!("storages build: {problems:?}"))
+fn storages_of(state: &TestState) -> Arc<Storages> {
+    build(&state.state.config(), state.state.store.clone())
 }
 
 fn saved(text_marker: &str) -> Saved {
     let uuid = Uuid::new_v4();
-    Saved {
+    Saved::from_text(
         uuid,
-        text: format!(
+        format!(
             r#"{{"uuid":"{uuid}","vcon":"0.4.0","created_at":"2024-05-01T12:00:00Z","marker":"{text_marker}"}}"#
         ),
-        created_at: Some("2024-05-01T12:00:00Z".to_owned()),
-        index_instant: 0,
-    }
+    )
+    .unwrap()
 }
 
 fn redis() -> redis::Connection {
@@ -64,7 +67,6 @@ async fn redis_storage_saves_reads_and_deletes_under_the_key_prefix() {
     let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut con).unwrap();
     assert!((90..=100).contains(&ttl), "TTL {ttl}");
 
-    assert!(copy.can_get() && copy.can_delete());
     assert_eq!(copy.get(vcon.uuid).await.unwrap(), Some(vcon.text.clone()));
     assert!(copy.delete(vcon.uuid).await.unwrap());
     assert_eq!(copy.get(vcon.uuid).await.unwrap(), None);
@@ -100,7 +102,7 @@ async fn redis_storage_defaults_and_no_expiry() {
 }
 
 /// A file storage and a redis_storage, in this `storages:` order.
-async fn file_and_redis(dir: &std::path::Path) -> (TestState, Storages) {
+async fn file_and_redis(dir: &std::path::Path) -> (TestState, Arc<Storages>) {
     let state = common::state(
         &format!(
             "storages:\n  files:\n    module: file\n    options: {{path: '{}'}}\n  copy:\n    module: redis_storage\n",
@@ -158,7 +160,7 @@ async fn read_back_follows_the_given_order_and_skips_a_failing_storage() {
         .unwrap();
     let error = copy.get(only_file.uuid).await.unwrap_err();
     assert!(
-        matches!(error, StorageError::Permanent(_)),
+        matches!(error, StorageError::Permanent { .. }),
         "a backend error is permanent: {error:?}"
     );
     assert_eq!(
@@ -206,13 +208,13 @@ async fn a_redis_that_went_away_is_transient_and_skipped() {
     let store = conserver::store::open(config.redis.url.as_deref(), store_settings(&config))
         .await
         .unwrap();
-    let storages = Storages::build_all(&config, &shared(&config), &store).unwrap();
+    let storages = build(&config, store);
     let vcon = saved("outage");
     storages.get("files").unwrap().save(&vcon).await.unwrap();
 
     redis.stop();
     let error = storages.get("copy").unwrap().save(&vcon).await.unwrap_err();
-    assert!(matches!(error, StorageError::Transient(_)), "{error:?}");
+    assert!(matches!(error, StorageError::Transient { .. }), "{error:?}");
     assert_eq!(
         storages.read_back(vcon.uuid, storages.names()).await,
         Some(("files".to_owned(), vcon.text.clone()))

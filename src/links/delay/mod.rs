@@ -6,9 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::options::{self, lenient};
-use super::{Link, LinkContext, LinkError, LinkOutcome};
+use super::{Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
+use crate::config::path::YamlPath;
+use crate::config::read::Problems;
 use crate::config::Module;
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Document;
 
 /// The options of `delay`.
@@ -16,8 +18,34 @@ use crate::vcon::Document;
 #[serde(deny_unknown_fields)]
 pub struct DelayOptions {
     /// Seconds to wait (fractions allowed); a negative value waits 0 s, with a warning.
-    #[serde(default = "default_seconds", deserialize_with = "lenient")]
+    #[serde(default = "default_seconds")]
     pub seconds: f64,
+}
+
+impl ModuleOptions for DelayOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
+
+    fn check(&self, at: &YamlPath, problems: &mut Problems) {
+        if self.seconds < 0.0 {
+            problems.warn(format!(
+                "{}: {} is negative; the delay waits 0 s",
+                at.key("seconds"),
+                self.seconds
+            ));
+        } else if self.wait().is_none() {
+            problems.error(
+                &at.key("seconds"),
+                format!("{} seconds is too long a wait", self.seconds),
+            );
+        }
+    }
+}
+
+impl DelayOptions {
+    /// The wait: negative values wait 0 s, as in the Python server.
+    fn wait(&self) -> Option<Duration> {
+        Duration::try_from_secs_f64(self.seconds.max(0.0)).ok()
+    }
 }
 
 fn default_seconds() -> f64 {
@@ -30,21 +58,19 @@ pub struct Delay {
     wait: Duration,
 }
 
-/// Build from the module's options.
-pub fn build(module: &Module) -> Result<Delay, Vec<String>> {
-    options::parse_checked(module, &["after_link"], |options: DelayOptions| {
-        if options.seconds < 0.0 {
-            tracing::warn!(link = %module.name, seconds = options.seconds, "delay: negative seconds; waiting 0 s");
-        }
-        Duration::try_from_secs_f64(options.seconds.max(0.0))
-            .map(|wait| Delay { wait })
-            .map_err(|_| {
-                vec![format!(
-                    "options.seconds: {} is too long a wait",
-                    options.seconds
-                )]
-            })
-    })
+impl LinkModule for Delay {
+    type Options = DelayOptions;
+
+    fn build(
+        options: DelayOptions,
+        _module: &Module<LinkKind>,
+        _ctx: &ModuleContext,
+    ) -> Result<Delay, BuildError> {
+        Ok(Delay {
+            // Checked with the options: a wait too long to hold was refused there.
+            wait: options.wait().unwrap_or(Duration::MAX),
+        })
+    }
 }
 
 #[async_trait]
@@ -62,8 +88,11 @@ impl Link for Delay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::options::tests::module;
-    use crate::links::test_support::{document, run};
+    use crate::links::test_support::{self, document, module, run};
+
+    fn build(module: &Module<LinkKind>) -> Result<Delay, Vec<String>> {
+        test_support::build(module)
+    }
     use serde_json::json;
 
     #[test]

@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::options::{self, lenient};
-use super::{Link, LinkContext, LinkError, LinkOutcome};
+use super::{Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
+use crate::config::read::at_least;
 use crate::config::Module;
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Document;
 
 /// The options of `expire_vcon`.
@@ -16,12 +17,19 @@ use crate::vcon::Document;
 pub struct ExpireVconOptions {
     /// Seconds the vCon lives in the store once this run finishes, instead of `redis.vcon_ttl`
     /// (an integer ≥ 1).
-    #[serde(default = "default_seconds", deserialize_with = "lenient")]
-    pub seconds: i64,
+    #[serde(
+        default = "default_seconds",
+        deserialize_with = "at_least::<_, u64, 1>"
+    )]
+    pub seconds: u64,
 }
 
-fn default_seconds() -> i64 {
+fn default_seconds() -> u64 {
     86_400
+}
+
+impl ModuleOptions for ExpireVconOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
 }
 
 /// The `expire_vcon` link.
@@ -30,19 +38,18 @@ pub struct ExpireVcon {
     seconds: u64,
 }
 
-/// Build from the module's options.
-pub fn build(module: &Module) -> Result<ExpireVcon, Vec<String>> {
-    options::parse_checked(
-        module,
-        &["after_link"],
-        |options: ExpireVconOptions| match u64::try_from(options.seconds) {
-            Ok(seconds) if seconds >= 1 => Ok(ExpireVcon { seconds }),
-            _ => Err(vec![format!(
-                "options.seconds: {} must be an integer ≥ 1",
-                options.seconds
-            )]),
-        },
-    )
+impl LinkModule for ExpireVcon {
+    type Options = ExpireVconOptions;
+
+    fn build(
+        options: ExpireVconOptions,
+        _module: &Module<LinkKind>,
+        _ctx: &ModuleContext,
+    ) -> Result<ExpireVcon, BuildError> {
+        Ok(ExpireVcon {
+            seconds: options.seconds,
+        })
+    }
 }
 
 #[async_trait]
@@ -60,8 +67,11 @@ impl Link for ExpireVcon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::options::tests::module;
-    use crate::links::test_support::{document, run_with};
+    use crate::links::test_support::{self, document, module, run_with};
+
+    fn build(module: &Module<LinkKind>) -> Result<ExpireVcon, Vec<String>> {
+        test_support::build(module)
+    }
     use crate::links::RunEffects;
     use serde_json::json;
 
@@ -79,7 +89,7 @@ mod tests {
         );
         assert_eq!(
             build(&module("expire_vcon", json!({"seconds": 0}))).unwrap_err(),
-            ["options.seconds: 0 must be an integer ≥ 1"]
+            ["options.seconds: must be an integer >= 1, found 0"]
         );
         assert!(build(&module("expire_vcon", json!({"seconds": 1.5}))).is_err());
         assert!(build(&module("expire_vcon", json!({"ttl": 5}))).is_err());

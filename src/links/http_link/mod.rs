@@ -11,11 +11,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Deserializer};
 
-use super::options::{self, lenient, lenient_option, string_map};
-use super::webhook::timeout_option;
-use super::{ingest_error_text, Link, LinkContext, LinkError, LinkOutcome, Shared};
+use super::{Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
+use crate::config::read::optional_positive_seconds;
 use crate::config::Module;
 use crate::http::{self, HttpError, Request};
+use crate::metrics::Metrics;
+use crate::modules::values::{Headers, HttpUrl};
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::{Document, IngestOptions};
 
 /// The version of the request/answer contract described in modules.md §3.8.
@@ -26,25 +28,41 @@ const PROTOCOL_VERSION: &str = "1";
 #[serde(deny_unknown_fields)]
 pub struct HttpLinkOptions {
     /// The service's http(s) URL (required).
-    #[serde(deserialize_with = "lenient")]
-    pub url: String,
-    /// `POST` or `PUT`.
+    pub url: HttpUrl,
+    /// `POST` or `PUT` (any case).
     #[serde(default)]
     pub method: HttpMethod,
     /// Headers added to each request (`Content-Type: application/json` is sent unless
     /// overridden here; the `X-Conserver-*` and `X-Vcon-Uuid` headers always are).
-    #[serde(default, deserialize_with = "string_map")]
-    pub headers: Vec<(String, String)>,
-    /// Seconds one request may take, answer included; default `limits.http_timeout`.
-    #[serde(default, deserialize_with = "lenient_option")]
-    pub timeout: Option<f64>,
+    #[serde(default)]
+    pub headers: Headers,
+    /// Seconds (> 0) one request may take, answer included; default `limits.http_timeout`.
+    #[serde(default, deserialize_with = "optional_positive_seconds")]
+    pub timeout: Option<Duration>,
     /// The status (400 … 599) by which the service halts the chain for this vCon.
-    #[serde(default = "default_halt_status", deserialize_with = "lenient")]
-    pub halt_status: i64,
+    #[serde(default = "default_halt_status", deserialize_with = "halt_status")]
+    pub halt_status: StatusCode,
 }
 
-fn default_halt_status() -> i64 {
-    422
+fn default_halt_status() -> StatusCode {
+    StatusCode::UNPROCESSABLE_ENTITY
+}
+
+fn halt_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<StatusCode, D::Error> {
+    let code = u16::deserialize(deserializer)?;
+    (400..=599)
+        .contains(&code)
+        .then(|| StatusCode::from_u16(code).ok())
+        .flatten()
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "must be an HTTP status between 400 and 599, found {code}"
+            ))
+        })
+}
+
+impl ModuleOptions for HttpLinkOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
 }
 
 /// The request method.
@@ -59,13 +77,11 @@ pub enum HttpMethod {
 
 impl<'de> Deserialize<'de> for HttpMethod {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name: String = lenient(deserializer)?;
+        let name = String::deserialize(deserializer)?;
         match name.to_ascii_uppercase().as_str() {
             "POST" => Ok(HttpMethod::Post),
             "PUT" => Ok(HttpMethod::Put),
-            _ => Err(serde::de::Error::custom(format!(
-                "unknown variant '{name}', expected one of POST, PUT"
-            ))),
+            _ => Err(serde::de::Error::unknown_variant(&name, &["POST", "PUT"])),
         }
     }
 }
@@ -78,56 +94,39 @@ pub struct HttpLink {
     timeout: Duration,
     halt_status: StatusCode,
     ingest: IngestOptions,
-    shared: Shared,
+    http: reqwest::Client,
+    metrics: std::sync::Arc<Metrics>,
     retry: RetryPolicy,
     component: String,
 }
 
-/// Build from the module's options.
-pub fn build(module: &Module, shared: &Shared) -> Result<HttpLink, Vec<String>> {
-    options::parse_checked(module, &["after_link"], |options: HttpLinkOptions| {
-        let mut problems = Vec::new();
-        let url = http::parse_url(&options.url)
-            .map_err(|why| problems.push(format!("options.url: {why}")));
-        let headers =
-            http::parse_headers(options.headers.iter().map(|(k, v)| (k, v))).map_err(|bad| {
-                problems.extend(
-                    bad.into_iter()
-                        .map(|(name, why)| format!("options.headers.{name}: {why}")),
-                )
-            });
-        let timeout = timeout_option(options.timeout, shared).map_err(|why| problems.push(why));
-        let halt_status = u16::try_from(options.halt_status)
-            .ok()
-            .filter(|code| (400..=599).contains(code))
-            .and_then(|code| StatusCode::from_u16(code).ok())
-            .ok_or_else(|| {
-                problems.push(format!(
-                    "options.halt_status: {} must be an HTTP status between 400 and 599",
-                    options.halt_status
-                ))
-            });
-        match (url, headers, timeout, halt_status) {
-            (Ok(url), Ok(headers), Ok(timeout), Ok(halt_status)) => Ok(HttpLink {
-                url,
-                method: match options.method {
-                    HttpMethod::Post => Method::POST,
-                    HttpMethod::Put => Method::PUT,
-                },
-                headers: http::json_headers(&headers),
-                timeout,
-                halt_status,
-                ingest: IngestOptions {
-                    accept_signed: true,
-                    max_bytes: shared.limits.max_vcon_bytes,
-                },
-                shared: shared.clone(),
-                retry: http::retry_policy(&module.retry),
-                component: module.name.clone(),
-            }),
-            _ => Err(problems),
-        }
-    })
+impl LinkModule for HttpLink {
+    type Options = HttpLinkOptions;
+
+    fn build(
+        options: HttpLinkOptions,
+        module: &Module<LinkKind>,
+        ctx: &ModuleContext,
+    ) -> Result<HttpLink, BuildError> {
+        Ok(HttpLink {
+            url: options.url.0,
+            method: match options.method {
+                HttpMethod::Post => Method::POST,
+                HttpMethod::Put => Method::PUT,
+            },
+            headers: http::json_headers(&options.headers.0),
+            timeout: options.timeout.unwrap_or(ctx.limits.http_timeout),
+            halt_status: options.halt_status,
+            ingest: IngestOptions {
+                accept_signed: true,
+                max_bytes: ctx.limits.max_vcon_bytes,
+            },
+            http: ctx.http.clone(),
+            metrics: ctx.metrics.clone(),
+            retry: http::retry_policy(&module.retry),
+            component: module.name.clone(),
+        })
+    }
 }
 
 /// What the service decided.
@@ -155,8 +154,9 @@ impl HttpLink {
             ("x-conserver-link", ctx.link),
             ("x-vcon-uuid", uuid),
         ] {
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| LinkError(format!("'{value}' cannot be sent as the {name} header")))?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                LinkError::Content(format!("'{value}' cannot be sent as the {name} header"))
+            })?;
             headers.insert(HeaderName::from_static(name), value);
         }
         Ok(Request {
@@ -171,7 +171,7 @@ impl HttpLink {
 
     /// One exchange, classified.
     async fn call(&self, request: &Request) -> Result<Answer, HttpError> {
-        let response = http::send(&self.shared.http, request).await?;
+        let response = http::send(&self.http, request).await?;
         if response.status == self.halt_status {
             return Ok(Answer::Halt);
         }
@@ -205,29 +205,30 @@ impl Link for HttpLink {
     ) -> Result<LinkOutcome, LinkError> {
         let sent = Bytes::from(vcon.text().to_owned());
         let request = self.request(sent.clone(), ctx, &vcon.uuid().to_string())?;
-        let answer = http::with_retries(&self.retry, &self.shared.metrics, &self.component, || self.call(&request))
-            .await
-            .map_err(|e| {
-                tracing::warn!(link = %self.component, vcon_id = %vcon.uuid(), error = %e, "http_link failed");
-                LinkError(format!("http_link call failed: {e}"))
-            })?;
+        let answer = http::with_retries(&self.retry, &self.metrics, &self.component, || {
+            self.call(&request)
+        })
+        .await
+        .map_err(|source| LinkError::Call {
+            what: "the http_link call failed",
+            source,
+        })?;
         match answer {
             Answer::Halt => Ok(LinkOutcome::Halt),
             Answer::Unchanged => Ok(LinkOutcome::Continue),
             // The same text back: nothing to replace or write.
             Answer::Replace(body) if body == sent => Ok(LinkOutcome::Continue),
             Answer::Replace(body) => {
-                vcon.replace(&body, &self.ingest).map_err(|e| {
-                    let why = ingest_error_text(&e);
-                    tracing::warn!(
+                vcon.replace(&body, &self.ingest).map_err(|source| {
+                    tracing::debug!(
                         link = %self.component,
-                        vcon_id = %vcon.uuid(),
                         body = %http::logged_body(&body),
-                        "http_link answered something that is not a valid vCon: {why}"
+                        "the http_link answer is not a valid vCon"
                     );
-                    LinkError(format!(
-                        "http_link answered something that is not a valid vCon: {why}"
-                    ))
+                    LinkError::Refused {
+                        what: "the http_link answer is not a valid vCon",
+                        source,
+                    }
                 })?;
                 Ok(LinkOutcome::Continue)
             }
@@ -238,59 +239,44 @@ impl Link for HttpLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::options::tests::module;
-    use crate::links::test_support::shared;
+    use crate::links::test_support::{self, context, module};
     use serde_json::json;
+
+    fn build(module: &Module<LinkKind>) -> Result<HttpLink, Vec<String>> {
+        test_support::build(module)
+    }
 
     #[test]
     fn options_defaults_and_checks() {
-        let link = build(
-            &module("http_link", json!({"url": "http://svc.local/run"})),
-            &shared(),
-        )
-        .unwrap();
+        let link = build(&module("http_link", json!({"url": "http://svc.local/run"}))).unwrap();
         assert_eq!(link.method, Method::POST);
         assert_eq!(link.halt_status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(link.timeout, shared().limits.http_timeout);
-        let link = build(
-            &module("http_link", json!({"url": "https://svc/x", "method": "put", "halt_status": "409", "timeout": 3})),
-            &shared(),
-        )
+        assert_eq!(link.timeout, context().limits.http_timeout);
+        let link = build(&module(
+            "http_link",
+            json!({"url": "https://svc/x", "method": "put", "halt_status": "409", "timeout": 3}),
+        ))
         .unwrap();
         assert_eq!(link.method, Method::PUT);
         assert_eq!(link.halt_status, StatusCode::CONFLICT);
         assert_eq!(
-            build(&module("http_link", json!({})), &shared())
-                .err()
-                .unwrap(),
-            ["options.url: required"]
+            build(&module("http_link", json!({}))).err().unwrap(),
+            ["options.url: is required"]
         );
-        let problems = build(
-            &module(
-                "http_link",
-                json!({"url": "svc/x", "method": "GET", "halt_status": 200, "verb": 1}),
-            ),
-            &shared(),
-        )
-        .err()
-        .unwrap();
-        assert_eq!(problems.len(), 4, "{problems:?}");
-        assert!(problems[0].starts_with("options.verb: unknown option"));
-        assert_eq!(
-            problems[1],
-            "options.method: unknown variant 'GET', expected one of POST, PUT"
-        );
-        assert!(problems[2].starts_with("options.url: 'svc/x' has no scheme"));
-        assert!(problems[3].starts_with("options.halt_status: 200 must be"));
-        let problems = build(
-            &module("http_link", json!({"url": "http://x", "halt_status": 200})),
-            &shared(),
-        )
+        let problems = build(&module(
+            "http_link",
+            json!({"url": "svc/x", "method": "GET", "halt_status": 200, "verb": 1}),
+        ))
         .err()
         .unwrap();
         assert_eq!(
             problems,
-            ["options.halt_status: 200 must be an HTTP status between 400 and 599"]
+            [
+                "options.url: 'svc/x' has no scheme; write http://… or https://…",
+                "options.method: must be one of POST, PUT, found \"GET\"",
+                "options.halt_status: must be an HTTP status between 400 and 599, found 200",
+                "options.verb: unknown key \"verb\"; valid keys: url, method, headers, timeout, halt_status",
+            ]
         );
     }
 }

@@ -6,14 +6,14 @@ mod program;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use self::program::{json_text, truthy, Program, RunError};
-use super::options::{self, lenient, lenient_option};
-use super::{Link, LinkContext, LinkError, LinkOutcome, Shared};
+use super::{Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
 use crate::config::Module;
 use crate::metrics::Metrics;
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::{Document, IngestOptions};
 
 /// vCons larger than this are run through jq on a blocking thread, so that a long run never
@@ -21,26 +21,48 @@ use crate::vcon::{Document, IngestOptions};
 const BLOCKING_THRESHOLD_BYTES: usize = 256 * 1024;
 
 /// The options of `jq_link`.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JqLinkOptions {
     /// jq program run on the vCon (its stored JSON object); its first output, truthy by
     /// Python's rule (`false`, `null`, `0`, `""`, `[]`, `{}` are false; no output is no match),
-    /// decides whether the vCon matches.
-    #[serde(default = "default_filter", deserialize_with = "lenient")]
-    pub filter: String,
+    /// decides whether the vCon matches. Compiled when the configuration is loaded.
+    #[serde(default = "identity")]
+    pub filter: Compiled,
     /// Continue when the filter matches (`true`) or when it does not (`false`); halt otherwise.
-    #[serde(default = "default_forward_matches", deserialize_with = "lenient")]
+    #[serde(default = "default_forward_matches")]
     pub forward_matches: bool,
     /// jq program whose one output, a valid vCon object, replaces the vCon once the filter let
     /// it through (a different uuid continues the chain as that vCon). Not run on signed or
     /// encrypted vCons.
-    #[serde(default, deserialize_with = "lenient_option")]
-    pub transform: Option<String>,
+    #[serde(default)]
+    pub transform: Option<Compiled>,
 }
 
-fn default_filter() -> String {
-    ".".to_owned()
+impl ModuleOptions for JqLinkOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
+}
+
+/// A jq program, compiled as the option is read: one that does not compile is a config error
+/// at its option's path.
+#[derive(Clone)]
+pub struct Compiled(Arc<Program>);
+
+impl<'de> Deserialize<'de> for Compiled {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        Program::compile(&code)
+            .map(|program| Compiled(Arc::new(program)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `.`: every vCon matches.
+fn identity() -> Compiled {
+    // jaq compiles the identity program whatever the input: a failure is a broken build.
+    Compiled(Arc::new(
+        Program::compile(".").expect("the jq identity program compiles"),
+    ))
 }
 
 fn default_forward_matches() -> bool {
@@ -57,31 +79,26 @@ pub struct JqLink {
     metrics: Arc<Metrics>,
 }
 
-/// Build from the module's options; a program that does not compile is a config error.
-pub fn build(module: &Module, shared: &Shared) -> Result<JqLink, Vec<String>> {
-    options::parse_checked(module, &["after_link"], |options: JqLinkOptions| {
-        let filter = Program::compile(&options.filter).map_err(|e| format!("options.filter: {e}"));
-        let transform = options
-            .transform
-            .as_deref()
-            .map(Program::compile)
-            .transpose()
-            .map_err(|e| format!("options.transform: {e}"));
-        match (filter, transform) {
-            (Ok(filter), Ok(transform)) => Ok(JqLink {
-                name: module.name.clone(),
-                filter: Arc::new(filter),
-                forward_matches: options.forward_matches,
-                transform: transform.map(Arc::new),
-                ingest: IngestOptions {
-                    accept_signed: true,
-                    max_bytes: shared.limits.max_vcon_bytes,
-                },
-                metrics: shared.metrics.clone(),
-            }),
-            (filter, transform) => Err(filter.err().into_iter().chain(transform.err()).collect()),
-        }
-    })
+impl LinkModule for JqLink {
+    type Options = JqLinkOptions;
+
+    fn build(
+        options: JqLinkOptions,
+        module: &Module<LinkKind>,
+        ctx: &ModuleContext,
+    ) -> Result<JqLink, BuildError> {
+        Ok(JqLink {
+            name: module.name.clone(),
+            filter: options.filter.0,
+            forward_matches: options.forward_matches,
+            transform: options.transform.map(|program| program.0),
+            ingest: IngestOptions {
+                accept_signed: true,
+                max_bytes: ctx.limits.max_vcon_bytes,
+            },
+            metrics: ctx.metrics.clone(),
+        })
+    }
 }
 
 #[async_trait]
@@ -132,14 +149,16 @@ impl JqLink {
         let outputs =
             off_the_async_thread(size, move || program.run(text.as_bytes(), 2, json_text))
                 .await
-                .map_err(|e| LinkError(format!("the jq transform raised an error: {e}")))?;
+                .map_err(|e| {
+                    LinkError::Content(format!("the jq transform raised an error: {e}"))
+                })?;
         let [output] = <[Vec<u8>; 1]>::try_from(outputs).map_err(|outputs| {
             let count = if outputs.is_empty() {
                 "no output"
             } else {
                 "several outputs"
             };
-            LinkError(format!(
+            LinkError::Content(format!(
                 "the jq transform must produce exactly one vCon; it produced {count}"
             ))
         })?;
@@ -147,23 +166,22 @@ impl JqLink {
             return Ok(LinkOutcome::Continue);
         }
         if output.len() > self.ingest.max_bytes {
-            return Err(LinkError(format!(
+            return Err(LinkError::Content(format!(
                 "the jq transform produced {} bytes, more than limits.max_vcon_bytes ({})",
                 output.len(),
                 self.ingest.max_bytes
             )));
         }
         if output.first() != Some(&b'{') {
-            return Err(LinkError(
+            return Err(LinkError::Content(
                 "the jq transform must produce a JSON object".to_owned(),
             ));
         }
-        vcon.replace(&output, &self.ingest).map_err(|e| {
-            LinkError(format!(
-                "the jq transform produced an invalid vCon: {}",
-                super::ingest_error_text(&e)
-            ))
-        })?;
+        vcon.replace(&output, &self.ingest)
+            .map_err(|source| LinkError::Refused {
+                what: "the jq transform produced an invalid vCon",
+                source,
+            })?;
         Ok(LinkOutcome::Continue)
     }
 }
@@ -239,34 +257,35 @@ async fn off_the_async_thread<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::options::tests::module;
-    use crate::links::test_support::{document, run, shared, U};
+    use crate::links::test_support::{self, document, module, run, U};
     use serde_json::json;
 
+    fn build(module: &Module<LinkKind>) -> Result<JqLink, Vec<String>> {
+        test_support::build(module)
+    }
+
     fn link(options: Value) -> JqLink {
-        build(&module("jq_link", options), &shared()).unwrap()
+        build(&module("jq_link", options)).unwrap()
     }
 
     #[test]
     fn options_are_checked_and_programs_compiled() {
         let jq = link(json!({}));
         assert!(jq.forward_matches && jq.transform.is_none());
-        let problems = build(
-            &module("jq_link", json!({"filter": ".a |", "transform": "input", "forward_matches": "sometimes", "x": 1})),
-            &shared(),
-        )
+        let problems = build(&module(
+            "jq_link",
+            json!({"filter": ".a |", "transform": "input", "forward_matches": "sometimes", "x": 1}),
+        ))
         .err()
         .unwrap();
-        assert_eq!(problems.len(), 4, "{problems:?}");
-        assert!(problems[0].starts_with("options.x: unknown option"));
-        assert!(problems[1].starts_with("options.forward_matches: expected a boolean"));
         assert_eq!(
-            problems[2],
-            "options.filter: the jq program does not parse: expected term at the end"
-        );
-        assert_eq!(
-            problems[3],
-            "options.transform: the jq program uses what jaq does not define: undefined filter input/0"
+            problems,
+            [
+                "options.filter: the jq program does not parse: expected term at the end",
+                "options.transform: the jq program uses what jaq does not define: undefined filter input/0",
+                "options.forward_matches: must be a boolean (true/false, yes/no, on/off, 1/0), found \"sometimes\"",
+                "options.x: unknown key \"x\"; valid keys: filter, forward_matches, transform",
+            ]
         );
     }
 
@@ -342,7 +361,8 @@ mod tests {
         ] {
             let jq = link(json!({"transform": transform}));
             let error = run(&jq, &mut vcon).await.unwrap_err();
-            assert!(error.0.contains(why), "{transform}: {error}");
+            let shown = crate::report(&error).to_string();
+            assert!(shown.contains(why), "{transform}: {shown}");
             assert!(!vcon.is_changed());
         }
     }

@@ -1,13 +1,15 @@
 //! `sampler` (modules.md §3.4): keeps a sample of the vCons (continue) and halts the rest.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::options::{self, lenient, lenient_option};
-use super::{Link, LinkContext, LinkError, LinkOutcome};
+use super::{Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
+use crate::config::path::YamlPath;
+use crate::config::read::Problems;
 use crate::config::Module;
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Document;
 
 /// The options of `sampler`.
@@ -19,11 +21,11 @@ pub struct SamplerOptions {
     pub method: Method,
     /// `percentage`: the share kept, 0 … 100; `rate`: the mean number of seconds between
     /// samples (> 0); `modulo` and `time_based`: the divisor, an integer ≥ 1.
-    #[serde(default = "default_value", deserialize_with = "lenient")]
+    #[serde(default = "default_value")]
     pub value: f64,
     /// Makes the random methods deterministic: each vCon's draw comes from a generator seeded
     /// with this seed and its uuid, so a vCon always gets the same decision.
-    #[serde(default, deserialize_with = "lenient_option")]
+    #[serde(default)]
     pub seed: Option<i64>,
 }
 
@@ -32,7 +34,8 @@ fn default_value() -> f64 {
 }
 
 /// How the sample is drawn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Keep when a uniform draw in [0, 100] is ≤ `value`.
     #[default]
@@ -46,53 +49,47 @@ pub enum Method {
     TimeBased,
 }
 
-const METHODS: &str = "percentage, rate, modulo, time_based";
-
-impl<'de> Deserialize<'de> for Method {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name: String = lenient(deserializer)?;
-        match name.as_str() {
-            "percentage" => Ok(Method::Percentage),
-            "rate" => Ok(Method::Rate),
-            "modulo" => Ok(Method::Modulo),
-            "time_based" => Ok(Method::TimeBased),
-            other => Err(serde::de::Error::custom(format!(
-                "unknown variant '{other}', expected one of {METHODS}"
-            ))),
-        }
-    }
-}
-
 /// The `sampler` link.
 #[derive(Debug)]
 pub struct Sampler {
     options: SamplerOptions,
 }
 
-/// Build from the module's options; a `value` out of its method's range is a config error.
-pub fn build(module: &Module) -> Result<Sampler, Vec<String>> {
-    options::parse_checked(module, &["after_link"], check)
+impl ModuleOptions for SamplerOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
+
+    /// A `value` out of its method's range is a config error.
+    fn check(&self, at: &YamlPath, problems: &mut Problems) {
+        let value = self.value;
+        let whole = value.fract() == 0.0;
+        let problem = match self.method {
+            Method::Percentage if !(0.0..=100.0).contains(&value) => {
+                Some("must be between 0 and 100 for method percentage")
+            }
+            Method::Rate if value <= 0.0 => Some("must be greater than 0 for method rate"),
+            Method::Modulo if !whole || value < 1.0 || value > u32::MAX as f64 => {
+                Some("must be an integer >= 1 for method modulo")
+            }
+            Method::TimeBased if !whole || value < 1.0 || value > u32::MAX as f64 => {
+                Some("must be an integer >= 1 for method time_based")
+            }
+            _ => None,
+        };
+        if let Some(why) = problem {
+            problems.error(&at.key("value"), format!("{why}, found {value}"));
+        }
+    }
 }
 
-fn check(options: SamplerOptions) -> Result<Sampler, Vec<String>> {
-    let value = options.value;
-    let whole = value.fract() == 0.0;
-    let problem = match options.method {
-        Method::Percentage if !(0.0..=100.0).contains(&value) => {
-            Some("must be between 0 and 100 for method percentage")
-        }
-        Method::Rate if value <= 0.0 => Some("must be greater than 0 for method rate"),
-        Method::Modulo if !whole || value < 1.0 || value > u32::MAX as f64 => {
-            Some("must be an integer ≥ 1 for method modulo")
-        }
-        Method::TimeBased if !whole || value < 1.0 || value > u32::MAX as f64 => {
-            Some("must be an integer ≥ 1 for method time_based")
-        }
-        _ => None,
-    };
-    match problem {
-        Some(why) => Err(vec![format!("options.value: {value} {why}")]),
-        None => Ok(Sampler { options }),
+impl LinkModule for Sampler {
+    type Options = SamplerOptions;
+
+    fn build(
+        options: SamplerOptions,
+        _module: &Module<LinkKind>,
+        _ctx: &ModuleContext,
+    ) -> Result<Sampler, BuildError> {
+        Ok(Sampler { options })
     }
 }
 
@@ -156,9 +153,12 @@ impl Link for Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::options::tests::module;
-    use crate::links::test_support::{document, run, U};
+    use crate::links::test_support::{self, document, module, run, U};
     use serde_json::{json, Value};
+
+    fn build(module: &Module<LinkKind>) -> Result<Sampler, Vec<String>> {
+        test_support::build(module)
+    }
 
     fn sampler(options: Value) -> Sampler {
         build(&module("sampler", options)).unwrap()
@@ -175,7 +175,7 @@ mod tests {
         let problems = build(&module("sampler", json!({"method": "x"}))).unwrap_err();
         assert_eq!(
             problems,
-            ["options.method: unknown variant 'x', expected one of percentage, rate, modulo, time_based"]
+            ["options.method: must be one of percentage, rate, modulo, time_based, found \"x\""]
         );
         for (method, value) in [
             ("percentage", 101.0),
@@ -190,7 +190,14 @@ mod tests {
                 json!({"method": method, "value": value}),
             ))
             .unwrap_err();
-            assert!(problems[0].starts_with("options.value: "), "{problems:?}");
+            assert!(
+                problems[0].starts_with("options.value: must be "),
+                "{problems:?}"
+            );
+            assert!(
+                problems[0].ends_with(&format!("for method {method}, found {value}")),
+                "{problems:?}"
+            );
         }
         assert!(build(&module("sampler", json!({"rate": 1}))).is_err());
     }

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::options::{self, strings};
-use super::{tags, Link, LinkContext, LinkError, LinkOutcome};
+use super::{tags, Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
 use crate::config::Module;
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Document;
 
 /// The options of `tag`.
@@ -13,8 +13,12 @@ use crate::vcon::Document;
 #[serde(deny_unknown_fields)]
 pub struct TagOptions {
     /// Each entry `t` adds the tag `"t:t"` (once: a tag already present is not repeated).
-    #[serde(default = "default_tags", deserialize_with = "strings")]
+    #[serde(default = "default_tags")]
     pub tags: Vec<String>,
+}
+
+impl ModuleOptions for TagOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
 }
 
 /// The Python server's default.
@@ -29,12 +33,18 @@ pub struct Tag {
     tags: Vec<String>,
 }
 
-/// Build from the module's options.
-pub fn build(module: &Module) -> Result<Tag, Vec<String>> {
-    let options: TagOptions = options::parse(module, &["after_link"])?;
-    Ok(Tag {
-        tags: options.tags.iter().map(|t| format!("{t}:{t}")).collect(),
-    })
+impl LinkModule for Tag {
+    type Options = TagOptions;
+
+    fn build(
+        options: TagOptions,
+        _module: &Module<LinkKind>,
+        _ctx: &ModuleContext,
+    ) -> Result<Tag, BuildError> {
+        Ok(Tag {
+            tags: options.tags.iter().map(|t| format!("{t}:{t}")).collect(),
+        })
+    }
 }
 
 #[async_trait]
@@ -47,7 +57,7 @@ impl Link for Tag {
         if !vcon.is_unsigned() {
             return Ok(LinkOutcome::Skipped);
         }
-        tags::add_tags(vcon, &self.tags).map_err(LinkError)?;
+        tags::add_tags(vcon, &self.tags)?;
         Ok(LinkOutcome::Continue)
     }
 }
@@ -55,8 +65,11 @@ impl Link for Tag {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::options::tests::module;
-    use crate::links::test_support::{document, run};
+    use crate::links::test_support::{self, document, module, run};
+
+    fn build(module: &Module<LinkKind>) -> Result<Tag, Vec<String>> {
+        test_support::build(module)
+    }
     use serde_json::json;
 
     #[test]
@@ -73,8 +86,8 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "options.tag: unknown option; the options of tag are: tags",
-                "options.tags: expected a list of strings, found 'x'"
+                "options.tag: unknown key \"tag\" (did you mean \"tags\"?)",
+                "options.tags: must be a list, found \"x\""
             ]
         );
     }

@@ -5,9 +5,11 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::options::{self, lenient, string_map};
-use super::{tags, Link, LinkContext, LinkError, LinkOutcome};
+use super::{tags, Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
+use crate::config::path::YamlPath;
+use crate::config::read::{Named, Problems};
 use crate::config::Module;
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Document;
 
 /// The options of `tag_router`.
@@ -15,11 +17,24 @@ use crate::vcon::Document;
 #[serde(deny_unknown_fields)]
 pub struct TagRouterOptions {
     /// Tag name → list the uuid is pushed to when the vCon has a tag of that name.
-    #[serde(default, deserialize_with = "string_map")]
-    pub tag_routes: Vec<(String, String)>,
+    #[serde(default)]
+    pub tag_routes: Named<String>,
     /// Continue the chain after routing; `false` halts it (routing still happens).
-    #[serde(default = "default_forward_original", deserialize_with = "lenient")]
+    #[serde(default = "default_forward_original")]
     pub forward_original: bool,
+}
+
+impl ModuleOptions for TagRouterOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
+
+    fn check(&self, at: &YamlPath, problems: &mut Problems) {
+        if self.tag_routes.0.is_empty() {
+            problems.warn(format!(
+                "{}: none, so this tag_router routes nothing",
+                at.key("tag_routes")
+            ));
+        }
+    }
 }
 
 fn default_forward_original() -> bool {
@@ -32,13 +47,16 @@ pub struct TagRouter {
     options: TagRouterOptions,
 }
 
-/// Build from the module's options.
-pub fn build(module: &Module) -> Result<TagRouter, Vec<String>> {
-    let options: TagRouterOptions = options::parse(module, &["after_link"])?;
-    if options.tag_routes.is_empty() {
-        tracing::warn!(link = %module.name, "tag_router has no tag_routes: it routes nothing");
+impl LinkModule for TagRouter {
+    type Options = TagRouterOptions;
+
+    fn build(
+        options: TagRouterOptions,
+        _module: &Module<LinkKind>,
+        _ctx: &ModuleContext,
+    ) -> Result<TagRouter, BuildError> {
+        Ok(TagRouter { options })
     }
-    Ok(TagRouter { options })
 }
 
 #[async_trait]
@@ -48,7 +66,7 @@ impl Link for TagRouter {
         vcon: &mut Document,
         ctx: &mut LinkContext<'_>,
     ) -> Result<LinkOutcome, LinkError> {
-        if self.options.tag_routes.is_empty() {
+        if self.options.tag_routes.0.is_empty() {
             return Ok(LinkOutcome::Continue);
         }
         if !vcon.is_unsigned() {
@@ -58,6 +76,7 @@ impl Link for TagRouter {
             let lists = self
                 .options
                 .tag_routes
+                .0
                 .iter()
                 .filter(|(tag, _)| *tag == name);
             for (_, list) in lists {
@@ -77,8 +96,11 @@ impl Link for TagRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::options::tests::module;
-    use crate::links::test_support::{document, run_with};
+    use crate::links::test_support::{self, document, module, run_with};
+
+    fn build(module: &Module<LinkKind>) -> Result<TagRouter, Vec<String>> {
+        test_support::build(module)
+    }
     use crate::links::RunEffects;
     use serde_json::{json, Value};
 
@@ -90,7 +112,7 @@ mod tests {
     #[test]
     fn options_defaults_and_coercion() {
         let router = build(&module("tag_router", json!({}))).unwrap();
-        assert!(router.options.tag_routes.is_empty());
+        assert!(router.options.tag_routes.0.is_empty());
         assert!(router.options.forward_original);
         let router = build(&module(
             "tag_router",
@@ -98,16 +120,19 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            router.options.tag_routes,
+            router.options.tag_routes.0,
             [("a".into(), "list_a".into()), ("b".into(), "2".into())]
         );
         assert!(!router.options.forward_original);
         let problems =
             build(&module("tag_router", json!({"tag_routes": ["a"], "x": 1}))).unwrap_err();
         assert_eq!(problems.len(), 2);
-        assert!(
-            problems[1].starts_with("options.tag_routes: expected a mapping"),
-            "{problems:?}"
+        assert_eq!(
+            problems,
+            [
+                "options.tag_routes: must be a mapping, found a list",
+                "options.x: unknown key \"x\"; valid keys: tag_routes, forward_original"
+            ]
         );
     }
 

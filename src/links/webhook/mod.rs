@@ -10,10 +10,14 @@ use reqwest::header::HeaderMap;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::options::{self, lenient, lenient_option, string_map, strings};
-use super::{Link, LinkContext, LinkError, LinkOutcome, Shared};
-use crate::config::Module;
+use super::{Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
+use crate::config::path::YamlPath;
+use crate::config::read::{optional_positive_seconds, Problems};
+use crate::config::{Limits, Module};
 use crate::http::{self, HttpError};
+use crate::metrics::Metrics;
+use crate::modules::values::{Headers, HttpUrl};
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Document;
 
 /// The options of the `webhook` link and storage.
@@ -21,23 +25,43 @@ use crate::vcon::Document;
 #[serde(deny_unknown_fields)]
 pub struct WebhookOptions {
     /// The http(s) URLs the vCon is POSTed to, in order. None: nothing is sent (a warning).
-    #[serde(rename = "webhook-urls", default, deserialize_with = "strings")]
-    pub webhook_urls: Vec<String>,
+    #[serde(rename = "webhook-urls", default)]
+    pub webhook_urls: Vec<HttpUrl>,
     /// Headers added to each request (`Content-Type: application/json` is sent unless
     /// overridden here).
-    #[serde(default, deserialize_with = "string_map")]
-    pub headers: Vec<(String, String)>,
+    #[serde(default)]
+    pub headers: Headers,
     /// A non-2xx answer fails the delivery (429 and 5xx after retries, other statuses at
     /// once); `false` logs the status and carries on, as the Python server did.
-    #[serde(default = "default_fail_on_non_2xx", deserialize_with = "lenient")]
+    #[serde(default = "default_fail_on_non_2xx")]
     pub fail_on_non_2xx: bool,
-    /// Seconds one request may take, answer included; default `limits.http_timeout`.
-    #[serde(default, deserialize_with = "lenient_option")]
-    pub timeout: Option<f64>,
+    /// Seconds (> 0) one request may take, answer included; default `limits.http_timeout`.
+    #[serde(default, deserialize_with = "optional_positive_seconds")]
+    pub timeout: Option<Duration>,
 }
 
 fn default_fail_on_non_2xx() -> bool {
     true
+}
+
+impl ModuleOptions for WebhookOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
+
+    fn check(&self, at: &YamlPath, problems: &mut Problems) {
+        self.warn_without_urls(at, problems);
+    }
+}
+
+impl WebhookOptions {
+    /// A webhook without URLs sends nothing: say so.
+    pub fn warn_without_urls(&self, at: &YamlPath, problems: &mut Problems) {
+        if self.webhook_urls.is_empty() {
+            problems.warn(format!(
+                "{}: none, so this webhook sends nothing",
+                at.key("webhook-urls")
+            ));
+        }
+    }
 }
 
 /// Where and how a webhook delivers: the options, checked.
@@ -51,51 +75,14 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// Read and check the options of `module`; `ignored` are the keys accepted and ignored.
-    pub fn from_module(
-        module: &Module,
-        shared: &Shared,
-        ignored: &[&str],
-    ) -> Result<Targets, Vec<String>> {
-        let targets = options::parse_checked(module, ignored, |options: WebhookOptions| {
-            Targets::check(options, shared)
-        })?;
-        if targets.urls.is_empty() {
-            tracing::warn!(module = %module.name, "webhook has no webhook-urls: nothing will be sent");
-        }
-        Ok(targets)
-    }
-
-    fn check(options: WebhookOptions, shared: &Shared) -> Result<Targets, Vec<String>> {
-        let mut problems = Vec::new();
-        let mut urls = Vec::new();
-        for (i, text) in options.webhook_urls.iter().enumerate() {
-            match http::parse_url(text) {
-                Ok(url) => urls.push(url),
-                Err(why) => problems.push(format!("options.webhook-urls[{i}]: {why}")),
-            }
-        }
-        let headers = http::parse_headers(options.headers.iter().map(|(k, v)| (k, v)))
-            .unwrap_or_else(|bad| {
-                problems.extend(
-                    bad.into_iter()
-                        .map(|(name, why)| format!("options.headers.{name}: {why}")),
-                );
-                HeaderMap::new()
-            });
-        let timeout = timeout_option(options.timeout, shared).unwrap_or_else(|why| {
-            problems.push(why);
-            shared.limits.http_timeout
-        });
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Targets {
-            urls,
-            headers: http::json_headers(&headers),
+    /// The targets the options name; the timeout defaults to `limits.http_timeout`.
+    pub fn new(options: WebhookOptions, limits: &Limits) -> Targets {
+        Targets {
+            urls: options.webhook_urls.into_iter().map(|url| url.0).collect(),
+            headers: http::json_headers(&options.headers.0),
             fail_on_non_2xx: options.fail_on_non_2xx,
-            timeout,
-        })
+            timeout: options.timeout.unwrap_or(limits.http_timeout),
+        }
     }
 
     /// POST `body` to `url` once. A non-2xx answer is an error only with `fail_on_non_2xx`
@@ -123,35 +110,31 @@ impl Targets {
     }
 }
 
-/// The `timeout` option (seconds > 0) as a duration; absent: `limits.http_timeout`.
-pub(crate) fn timeout_option(seconds: Option<f64>, shared: &Shared) -> Result<Duration, String> {
-    match seconds {
-        None => Ok(shared.limits.http_timeout),
-        Some(s) if s > 0.0 => {
-            Duration::try_from_secs_f64(s).map_err(|_| format!("options.timeout: {s} is too long"))
-        }
-        Some(s) => Err(format!(
-            "options.timeout: {s} must be greater than 0 seconds"
-        )),
-    }
-}
-
 /// The `webhook` link.
 pub struct Webhook {
     targets: Targets,
-    shared: Shared,
+    http: reqwest::Client,
+    metrics: std::sync::Arc<Metrics>,
     retry: RetryPolicy,
     component: String,
 }
 
-/// Build from the module's options.
-pub fn build(module: &Module, shared: &Shared) -> Result<Webhook, Vec<String>> {
-    Ok(Webhook {
-        targets: Targets::from_module(module, shared, &["after_link"])?,
-        shared: shared.clone(),
-        retry: http::retry_policy(&module.retry),
-        component: module.name.clone(),
-    })
+impl LinkModule for Webhook {
+    type Options = WebhookOptions;
+
+    fn build(
+        options: WebhookOptions,
+        module: &Module<LinkKind>,
+        ctx: &ModuleContext,
+    ) -> Result<Webhook, BuildError> {
+        Ok(Webhook {
+            targets: Targets::new(options, &ctx.limits),
+            http: ctx.http.clone(),
+            metrics: ctx.metrics.clone(),
+            retry: http::retry_policy(&module.retry),
+            component: module.name.clone(),
+        })
+    }
 }
 
 #[async_trait]
@@ -166,11 +149,14 @@ impl Link for Webhook {
         }
         let body = Bytes::from(vcon.text().to_owned());
         for url in &self.targets.urls {
-            http::with_retries(&self.retry, &self.shared.metrics, &self.component, || {
-                self.targets.post_once(&self.shared.http, url, body.clone())
+            http::with_retries(&self.retry, &self.metrics, &self.component, || {
+                self.targets.post_once(&self.http, url, body.clone())
             })
             .await
-            .map_err(|e| LinkError(format!("webhook delivery failed: {e}")))?;
+            .map_err(|source| LinkError::Call {
+                what: "webhook delivery failed",
+                source,
+            })?;
         }
         Ok(LinkOutcome::Continue)
     }
@@ -179,24 +165,24 @@ impl Link for Webhook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::options::tests::module;
-    use crate::links::test_support::shared;
+    use crate::links::test_support::{self, context, module};
     use serde_json::json;
+
+    fn build(module: &Module<LinkKind>) -> Result<Webhook, Vec<String>> {
+        test_support::build(module)
+    }
 
     #[test]
     fn options_defaults_and_checks() {
-        let link = build(&module("webhook", json!({})), &shared()).unwrap();
+        let link = build(&module("webhook", json!({}))).unwrap();
         assert!(link.targets.urls.is_empty());
         assert!(link.targets.fail_on_non_2xx);
-        assert_eq!(link.targets.timeout, shared().limits.http_timeout);
+        assert_eq!(link.targets.timeout, context().limits.http_timeout);
         assert_eq!(link.targets.headers["content-type"], "application/json");
-        let link = build(
-            &module(
-                "webhook",
-                json!({"webhook-urls": ["https://a.example/x"], "headers": {"X-Key": 5}, "fail_on_non_2xx": "off", "timeout": "2.5"}),
-            ),
-            &shared(),
-        )
+        let link = build(&module(
+            "webhook",
+            json!({"webhook-urls": ["https://a.example/x"], "headers": {"X-Key": 5}, "fail_on_non_2xx": "off", "timeout": "2.5"}),
+        ))
         .unwrap();
         assert_eq!(link.targets.urls[0].as_str(), "https://a.example/x");
         assert_eq!(link.targets.headers["x-key"], "5");
@@ -207,19 +193,20 @@ mod tests {
 
     #[test]
     fn bad_options_are_all_reported() {
-        let problems = build(
-            &module(
-                "webhook",
-                json!({"webhook-urls": ["a.example/x", "https://ok.example"], "headers": {"bad name": "v"}, "timeout": 0, "webhook_urls": []}),
-            ),
-            &shared(),
-        )
+        let problems = build(&module(
+            "webhook",
+            json!({"webhook-urls": ["a.example/x", "https://ok.example"], "headers": {"bad name": "v"}, "timeout": 0, "webhook_urls": []}),
+        ))
         .err()
         .unwrap();
-        assert_eq!(problems.len(), 4, "{problems:?}");
-        assert!(problems[0].starts_with("options.webhook_urls: unknown option"));
-        assert!(problems[1].starts_with("options.webhook-urls[0]: 'a.example/x' has no scheme"));
-        assert!(problems[2].starts_with("options.headers.bad name: "));
-        assert!(problems[3].starts_with("options.timeout: 0 must be greater"));
+        assert_eq!(
+            problems,
+            [
+                "options.webhook-urls[0]: 'a.example/x' has no scheme; write http://… or https://…",
+                "options.headers[\"bad name\"]: is not a valid header name",
+                "options.timeout: must be a number of seconds > 0, found 0",
+                "options.webhook_urls: unknown key \"webhook_urls\" (did you mean \"webhook-urls\"?)",
+            ]
+        );
     }
 }

@@ -234,7 +234,7 @@ fn numbered_subdirs(dir: &Path, digits: usize) -> Vec<PathBuf> {
 /// the rest, chiefly permission denied and a read-only filesystem, which retrying cannot
 /// cure; those writes wait in the storage's DLQ until the operator fixes the directory.
 fn failure(action: &str, path: &Path, error: io::Error) -> StorageError {
-    let message = format!("file storage: cannot {action} {}: {error}", path.display());
+    let what = format!("file storage: cannot {action} {}", path.display());
     match error.kind() {
         ErrorKind::StorageFull
         | ErrorKind::QuotaExceeded
@@ -244,8 +244,8 @@ fn failure(action: &str, path: &Path, error: io::Error) -> StorageError {
         | ErrorKind::Interrupted
         | ErrorKind::WouldBlock
         | ErrorKind::OutOfMemory
-        | ErrorKind::NotFound => StorageError::Transient(message),
-        _ => StorageError::Permanent(message),
+        | ErrorKind::NotFound => StorageError::transient(what, error),
+        _ => StorageError::permanent(what, error),
     }
 }
 
@@ -255,8 +255,8 @@ mod tests {
 
     fn class(kind: ErrorKind) -> &'static str {
         match failure("write", Path::new("/x"), io::Error::from(kind)) {
-            StorageError::Transient(_) => "transient",
-            StorageError::Permanent(_) => "permanent",
+            StorageError::Transient { .. } => "transient",
+            StorageError::Permanent { .. } => "permanent",
         }
     }
 

@@ -11,52 +11,43 @@ mod disk;
 mod tests;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::options;
-use super::{Saved, Storage, StorageError};
+use super::{Saved, Storage, StorageError, StorageKind, StorageModule, NAME_OPTION};
 use crate::config::Module;
+use crate::modules::values::{non_empty, FileMode};
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 
 /// The options of the `file` storage.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileOptions {
     /// The directory vCons are written under; created (with `dir_permissions`) when missing.
-    #[serde(
-        default = "default_path",
-        deserialize_with = "options::non_empty_string"
-    )]
+    #[serde(default = "default_path", deserialize_with = "non_empty")]
     pub path: String,
     /// File vCons under `YYYY/MM/DD/` (the date of their `created_at` as written); else flat.
-    #[serde(default = "default_true", deserialize_with = "options::boolean")]
+    #[serde(default = "default_true")]
     pub organize_by_date: bool,
     /// Write gzip files, `{uuid}.json.gz`, instead of `{uuid}.json`.
-    #[serde(default, deserialize_with = "options::boolean")]
+    #[serde(default)]
     pub compression: bool,
     /// The largest vCon text written, in bytes before compression; a larger one is a
     /// permanent failure (it goes to the storage's DLQ).
-    #[serde(default = "default_max_file_size", deserialize_with = "options::count")]
+    #[serde(default = "default_max_file_size")]
     pub max_file_size: u64,
     /// Mode of the files written (`0644`, `0o644` or `"644"`), applied whatever the umask.
-    #[serde(
-        default = "default_file_permissions",
-        deserialize_with = "options::file_mode"
-    )]
-    pub file_permissions: u32,
+    #[serde(default = "default_file_permissions")]
+    pub file_permissions: FileMode,
     /// Mode of the directories this storage creates, applied whatever the umask.
-    #[serde(
-        default = "default_dir_permissions",
-        deserialize_with = "options::file_mode"
-    )]
-    pub dir_permissions: u32,
-    /// Accepted for compatibility with the Python server's configs and ignored, with a
-    /// warning: the storage's name is its key under `storages`.
-    #[serde(default)]
-    pub name: Option<serde_json::Value>,
+    #[serde(default = "default_dir_permissions")]
+    pub dir_permissions: FileMode,
+}
+
+impl ModuleOptions for FileOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[NAME_OPTION];
 }
 
 fn default_path() -> String {
@@ -71,23 +62,24 @@ fn default_max_file_size() -> u64 {
     10 * 1024 * 1024
 }
 
-fn default_file_permissions() -> u32 {
-    0o644
+fn default_file_permissions() -> FileMode {
+    FileMode(0o644)
 }
 
-fn default_dir_permissions() -> u32 {
-    0o755
+fn default_dir_permissions() -> FileMode {
+    FileMode(0o755)
 }
 
-/// Build a `file` storage from its config entry.
-pub fn build(module: &Module) -> Result<Arc<dyn Storage>, Vec<String>> {
-    let options: FileOptions = options::parse(module)?;
-    options::warn_ignored(
-        module,
-        "name",
-        "a storage is named by its key under storages",
-    );
-    Ok(Arc::new(FileStorage::new(options)))
+impl StorageModule for FileStorage {
+    type Options = FileOptions;
+
+    fn build(
+        options: FileOptions,
+        _module: &Module<StorageKind>,
+        _ctx: &ModuleContext,
+    ) -> Result<FileStorage, BuildError> {
+        Ok(FileStorage::new(options))
+    }
 }
 
 /// A configured `file` storage.
@@ -105,8 +97,8 @@ impl FileStorage {
                 root: PathBuf::from(options.path),
                 organize_by_date: options.organize_by_date,
                 compression: options.compression,
-                file_permissions: options.file_permissions,
-                dir_permissions: options.dir_permissions,
+                file_permissions: options.file_permissions.0,
+                dir_permissions: options.dir_permissions.0,
             },
             max_file_size: options.max_file_size,
         }
@@ -118,7 +110,7 @@ impl Storage for FileStorage {
     async fn save(&self, vcon: &Saved) -> Result<(), StorageError> {
         let size = vcon.text.len() as u64;
         if size > self.max_file_size {
-            return Err(StorageError::Permanent(format!(
+            return Err(StorageError::refused(format!(
                 "vCon {} is {size} bytes, over this file storage's max_file_size of {} bytes",
                 vcon.uuid, self.max_file_size
             )));
@@ -131,17 +123,9 @@ impl Storage for FileStorage {
         blocking(move || layout.save(uuid, date_dir.as_deref(), &text)).await?
     }
 
-    fn can_get(&self) -> bool {
-        true
-    }
-
     async fn get(&self, uuid: Uuid) -> Result<Option<String>, StorageError> {
         let layout = self.layout.clone();
         blocking(move || Ok(layout.read(uuid))).await?
-    }
-
-    fn can_delete(&self) -> bool {
-        true
     }
 
     async fn delete(&self, uuid: Uuid) -> Result<bool, StorageError> {
@@ -156,6 +140,6 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(work).await.map_err(|error| {
         // Cancelled at shutdown, or a panic: nothing was acknowledged, so another try is sound.
-        StorageError::Transient(format!("file storage task did not finish: {error}"))
+        StorageError::transient("the file storage task did not finish", error)
     })
 }

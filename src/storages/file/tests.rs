@@ -6,24 +6,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::*;
-use crate::config::Retry;
-
-fn module(options: Value) -> Module {
-    Module {
-        name: "archive".into(),
-        module: "file".into(),
-        options: options.as_object().cloned().unwrap_or_default(),
-        retry: Retry {
-            attempts: 1,
-            initial_backoff: std::time::Duration::ZERO,
-            max_backoff: std::time::Duration::ZERO,
-            multiplier: 1.0,
-        },
-    }
-}
+use crate::modules::read_in_test;
 
 fn options(options: Value) -> Result<FileOptions, Vec<String>> {
-    super::options::parse(&module(options))
+    read_in_test(options)
 }
 
 fn storage(dir: &Path, extra: Value) -> FileStorage {
@@ -37,12 +23,8 @@ fn storage(dir: &Path, extra: Value) -> FileStorage {
 
 fn vcon(created_at: &str) -> Saved {
     let uuid = Uuid::new_v4();
-    Saved {
-        uuid,
-        text: format!(r#"{{"uuid":"{uuid}","vcon":"0.4.0","created_at":"{created_at}"}}"#),
-        created_at: Some(created_at.to_owned()),
-        index_instant: 0,
-    }
+    let text = format!(r#"{{"uuid":"{uuid}","vcon":"0.4.0","created_at":"{created_at}"}}"#);
+    Saved::from_text(uuid, text).unwrap()
 }
 
 /// Every entry under `dir`, as paths relative to it, sorted.
@@ -73,8 +55,8 @@ fn defaults() {
     assert!(defaults.organize_by_date);
     assert!(!defaults.compression);
     assert_eq!(defaults.max_file_size, 10_485_760);
-    assert_eq!(defaults.file_permissions, 0o644);
-    assert_eq!(defaults.dir_permissions, 0o755);
+    assert_eq!(defaults.file_permissions.0, 0o644);
+    assert_eq!(defaults.dir_permissions.0, 0o755);
 }
 
 #[test]
@@ -93,9 +75,8 @@ fn lenient_values_and_the_ignored_name() {
     assert!(!given.organize_by_date);
     assert!(given.compression);
     assert_eq!(given.max_file_size, 2048);
-    assert_eq!(given.file_permissions, 0o600);
-    assert_eq!(given.dir_permissions, 0o700);
-    assert!(build(&module(json!({ "name": "file" }))).is_ok());
+    assert_eq!(given.file_permissions.0, 0o600);
+    assert_eq!(given.dir_permissions.0, 0o700);
 }
 
 #[test]
@@ -111,7 +92,7 @@ fn every_bad_option_is_reported() {
     .unwrap_err();
     let paths: Vec<&str> = problems
         .iter()
-        .map(|p| p.split(':').next().unwrap())
+        .map(|p| p.split(": ").next().unwrap())
         .collect();
     assert_eq!(
         paths,
@@ -192,7 +173,7 @@ async fn over_max_file_size_is_permanent_and_writes_nothing() {
     let limit = saved.text.len() as u64 - 1;
     let storage = storage(dir.path(), json!({ "max_file_size": limit }));
     let error = storage.save(&saved).await.unwrap_err();
-    assert!(matches!(error, StorageError::Permanent(_)), "{error:?}");
+    assert!(matches!(error, StorageError::Permanent { .. }), "{error:?}");
     assert!(error.to_string().contains("max_file_size"), "{error}");
     assert!(tree(dir.path()).is_empty());
 
@@ -210,7 +191,7 @@ async fn a_path_that_is_a_file_is_a_permanent_failure() {
         .save(&vcon("2024-05-01T12:00:00Z"))
         .await
         .unwrap_err();
-    assert!(matches!(error, StorageError::Permanent(_)), "{error:?}");
+    assert!(matches!(error, StorageError::Permanent { .. }), "{error:?}");
 }
 
 #[tokio::test]

@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::options;
-use super::{Saved, Storage, StorageError};
+use super::{Saved, Storage, StorageError, StorageKind, StorageModule, NAME_OPTION};
 use crate::config::Module;
+use crate::modules::values::whole_seconds;
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::store::Store;
 
 /// The options of the `redis_storage` storage.
@@ -18,21 +19,21 @@ use crate::store::Store;
 #[serde(deny_unknown_fields)]
 pub struct RedisStorageOptions {
     /// Keys are `<prefix>:<uuid>` (after the server's `redis.key_prefix`).
-    #[serde(default = "default_prefix", deserialize_with = "options::string")]
+    #[serde(default = "default_prefix")]
     pub prefix: String,
     /// Seconds each copy lives; 0 = no expiry.
-    #[serde(
-        default = "default_expires",
-        deserialize_with = "options::whole_seconds"
-    )]
+    #[serde(default = "default_expires", deserialize_with = "whole_seconds")]
     pub expires: u64,
-    /// Ignored, with a warning: the server's own Redis is used, as in the Python server.
-    #[serde(default)]
-    pub redis_url: Option<serde_json::Value>,
-    /// Accepted for compatibility with the Python server's configs and ignored, with a
-    /// warning: the storage's name is its key under `storages`.
-    #[serde(default)]
-    pub name: Option<serde_json::Value>,
+}
+
+impl ModuleOptions for RedisStorageOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[
+        (
+            "redis_url",
+            "redis_storage writes to the server's own Redis (redis.url)",
+        ),
+        NAME_OPTION,
+    ];
 }
 
 fn default_prefix() -> String {
@@ -43,24 +44,20 @@ fn default_expires() -> u64 {
     7 * 24 * 3600
 }
 
-/// Build a `redis_storage` storage from its config entry, on the server's store.
-pub fn build(module: &Module, store: &Arc<dyn Store>) -> Result<Arc<dyn Storage>, Vec<String>> {
-    let options: RedisStorageOptions = options::parse(module)?;
-    options::warn_ignored(
-        module,
-        "redis_url",
-        "redis_storage writes to the server's own Redis (redis.url)",
-    );
-    options::warn_ignored(
-        module,
-        "name",
-        "a storage is named by its key under storages",
-    );
-    Ok(Arc::new(RedisStorage {
-        store: Arc::clone(store),
-        prefix: options.prefix,
-        expires: options.expires,
-    }))
+impl StorageModule for RedisStorage {
+    type Options = RedisStorageOptions;
+
+    fn build(
+        options: RedisStorageOptions,
+        _module: &Module<StorageKind>,
+        ctx: &ModuleContext,
+    ) -> Result<RedisStorage, BuildError> {
+        Ok(RedisStorage {
+            store: Arc::clone(&ctx.store),
+            prefix: options.prefix,
+            expires: options.expires,
+        })
+    }
 }
 
 /// A configured `redis_storage`.
@@ -86,16 +83,8 @@ impl Storage for RedisStorage {
             .await?)
     }
 
-    fn can_get(&self) -> bool {
-        true
-    }
-
     async fn get(&self, uuid: Uuid) -> Result<Option<String>, StorageError> {
         Ok(self.store.get_blob(&self.name(uuid)).await?)
-    }
-
-    fn can_delete(&self) -> bool {
-        true
     }
 
     async fn delete(&self, uuid: Uuid) -> Result<bool, StorageError> {
@@ -106,25 +95,11 @@ impl Storage for RedisStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Retry;
+    use crate::modules::read_in_test;
     use serde_json::{json, Value};
 
-    fn module(options: Value) -> Module {
-        Module {
-            name: "copy".into(),
-            module: "redis_storage".into(),
-            options: options.as_object().cloned().unwrap_or_default(),
-            retry: Retry {
-                attempts: 1,
-                initial_backoff: std::time::Duration::ZERO,
-                max_backoff: std::time::Duration::ZERO,
-                multiplier: 1.0,
-            },
-        }
-    }
-
     fn parse(options: Value) -> Result<RedisStorageOptions, Vec<String>> {
-        super::options::parse(&module(options))
+        read_in_test(options)
     }
 
     #[test]
@@ -150,8 +125,12 @@ mod tests {
     #[test]
     fn unknown_and_bad_options() {
         let problems = parse(json!({ "expires": "soon", "ttl": 5 })).unwrap_err();
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].starts_with("options.expires: expected a number"));
-        assert!(problems[1].starts_with("options.ttl: unknown option of the redis_storage module"));
+        assert_eq!(
+            problems,
+            [
+                "options.expires: must be a number, found \"soon\"",
+                "options.ttl: unknown key \"ttl\"; valid keys: prefix, expires"
+            ]
+        );
     }
 }

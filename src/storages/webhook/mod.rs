@@ -5,20 +5,35 @@
 //! One try per URL: the storage sink retries a failed save with the storage's retry policy, so
 //! retrying here too would multiply the attempts. A retried save posts to the earlier URLs again.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 use conserver_actors::Retriable;
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Saved, Storage, StorageError};
+use super::{Saved, Storage, StorageError, StorageKind, StorageModule, NAME_OPTION};
+use crate::config::path::YamlPath;
+use crate::config::read::Problems;
 use crate::config::Module;
-use crate::links::webhook::Targets;
-use crate::links::Shared;
+use crate::links::webhook::{Targets, WebhookOptions};
+use crate::modules::{BuildError, ModuleContext, ModuleOptions};
+use crate::vcon::Form;
 
 /// The version written when the vCon states none, or the legacy one.
 const POSTED_VERSION: &str = "0.3.0";
+
+/// The options of the `webhook` storage: those of the `webhook` link.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookStorageOptions(WebhookOptions);
+
+impl ModuleOptions for WebhookStorageOptions {
+    const IGNORED: &'static [(&'static str, &'static str)] = &[NAME_OPTION];
+
+    fn check(&self, at: &YamlPath, problems: &mut Problems) {
+        self.0.warn_without_urls(at, problems);
+    }
+}
 
 /// The `webhook` storage.
 pub struct WebhookStorage {
@@ -26,12 +41,19 @@ pub struct WebhookStorage {
     http: reqwest::Client,
 }
 
-/// Build from the module's options (those of the `webhook` link; `name` is ignored).
-pub fn build(module: &Module, shared: &Shared) -> Result<Arc<dyn Storage>, Vec<String>> {
-    Ok(Arc::new(WebhookStorage {
-        targets: Targets::from_module(module, shared, &["name"])?,
-        http: shared.http.clone(),
-    }))
+impl StorageModule for WebhookStorage {
+    type Options = WebhookStorageOptions;
+
+    fn build(
+        options: WebhookStorageOptions,
+        _module: &Module<StorageKind>,
+        ctx: &ModuleContext,
+    ) -> Result<WebhookStorage, BuildError> {
+        Ok(WebhookStorage {
+            targets: Targets::new(options.0, &ctx.limits),
+            http: ctx.http.clone(),
+        })
+    }
 }
 
 #[async_trait]
@@ -40,16 +62,17 @@ impl Storage for WebhookStorage {
         if self.targets.urls.is_empty() {
             return Ok(());
         }
-        let body = Bytes::from(posted_text(&vcon.text));
+        let body = Bytes::from(posted_text(vcon));
         for url in &self.targets.urls {
             self.targets
                 .post_once(&self.http, url, body.clone())
                 .await
                 .map_err(|e| {
+                    let what = format!("webhook storage: the POST to {url} failed");
                     if e.is_retriable() {
-                        StorageError::Transient(e.to_string())
+                        StorageError::transient(what, e)
                     } else {
-                        StorageError::Permanent(e.to_string())
+                        StorageError::permanent(what, e)
                     }
                 })?;
         }
@@ -60,35 +83,39 @@ impl Storage for WebhookStorage {
 /// The text to post: the stored text, with `"vcon": "0.3.0"` when the member is missing or
 /// `"0.0.1"` (replaced in place, else appended last). Signed and encrypted vCons, and texts
 /// that are not an object, are posted as they are.
-fn posted_text(text: &str) -> String {
-    let Ok(Value::Object(mut members)) = serde_json::from_str::<Value>(text) else {
-        return text.to_owned();
+fn posted_text(vcon: &Saved) -> String {
+    let Value::Object(members) = &vcon.vcon else {
+        return vcon.text.clone();
     };
-    let wrapped = |a: &str, b: &str| members.contains_key(a) && members.contains_key(b);
-    if wrapped("payload", "signatures") || wrapped("ciphertext", "recipients") {
-        return text.to_owned();
+    if vcon.form != Form::Unsigned {
+        return vcon.text.clone();
     }
     match members.get("vcon") {
         None => {}
         Some(Value::String(version)) if version == "0.0.1" => {}
-        Some(_) => return text.to_owned(),
+        Some(_) => return vcon.text.clone(),
     }
+    let mut members = members.clone();
     members.insert("vcon".to_owned(), Value::String(POSTED_VERSION.to_owned()));
-    serde_json::to_string(&Value::Object(members)).unwrap_or_else(|_| text.to_owned())
+    serde_json::to_string(&Value::Object(members)).unwrap_or_else(|_| vcon.text.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn posted(text: &str) -> String {
+        posted_text(&Saved::from_text(uuid::Uuid::nil(), text.to_owned()).unwrap())
+    }
+
     #[test]
     fn the_version_rule() {
         assert_eq!(
-            posted_text(r#"{"uuid":"u","n":1.50}"#),
+            posted(r#"{"uuid":"u","n":1.50}"#),
             r#"{"uuid":"u","n":1.50,"vcon":"0.3.0"}"#
         );
         assert_eq!(
-            posted_text(r#"{"vcon":"0.0.1","uuid":"u"}"#),
+            posted(r#"{"vcon":"0.0.1","uuid":"u"}"#),
             r#"{"vcon":"0.3.0","uuid":"u"}"#
         );
         for unchanged in [
@@ -96,9 +123,8 @@ mod tests {
             r#"{"vcon":null,"uuid":"u"}"#,
             r#"{"payload":"e30","signatures":[]}"#,
             r#"{"ciphertext":"x","recipients":[]}"#,
-            "[1]",
         ] {
-            assert_eq!(posted_text(unchanged), unchanged);
+            assert_eq!(posted(unchanged), unchanged);
         }
     }
 }

@@ -1,0 +1,142 @@
+//! The closed set of links this build provides: one arm each.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{delay, expire_vcon, http_link, jq_link, sampler, tag, tag_router, webhook};
+use super::{Link, LinkModule};
+use crate::config::path::YamlPath;
+use crate::config::read::Problems;
+use crate::config::Module;
+use crate::modules::{build_options, check_options, BuildError, Kind, ModuleContext, Section};
+
+macro_rules! link_kinds {
+    ($($(#[$doc:meta])* $kind:ident => $name:literal),* $(,)?) => {
+        /// A built-in link.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum LinkKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl LinkKind {
+            /// The names of the links of this build.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+        }
+
+        impl Kind for LinkKind {
+            const SECTION: Section = Section::Link;
+            const ALL: &'static [LinkKind] = &[$(LinkKind::$kind),*];
+
+            fn name(self) -> &'static str {
+                match self {
+                    $(LinkKind::$kind => $name,)*
+                }
+            }
+
+            fn calls_network(self) -> bool {
+                self.calls_network()
+            }
+
+            fn check_options(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
+                self.check(options, at, problems)
+            }
+        }
+    };
+}
+
+link_kinds! {
+    /// `tag` (modules.md §3.1).
+    Tag => "tag",
+    /// `tag_router` (§3.2).
+    TagRouter => "tag_router",
+    /// `jq_link` (§3.3).
+    JqLink => "jq_link",
+    /// `sampler` (§3.4).
+    Sampler => "sampler",
+    /// `expire_vcon` (§3.5).
+    ExpireVcon => "expire_vcon",
+    /// `delay` (§3.6).
+    Delay => "delay",
+    /// `webhook` (§3.7).
+    Webhook => "webhook",
+    /// `http_link` (§3.8).
+    HttpLink => "http_link",
+}
+
+impl LinkKind {
+    /// Whether the link calls a network service (modules.md §2.1: the rows whose external
+    /// service is not "none").
+    pub fn calls_network(self) -> bool {
+        match self {
+            LinkKind::Tag
+            | LinkKind::TagRouter
+            | LinkKind::JqLink
+            | LinkKind::Sampler
+            | LinkKind::ExpireVcon
+            | LinkKind::Delay => false,
+            LinkKind::Webhook | LinkKind::HttpLink => true,
+        }
+    }
+
+    fn check(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
+        match self {
+            LinkKind::Tag => check_options::<tag::TagOptions>(options, at, problems),
+            LinkKind::TagRouter => {
+                check_options::<tag_router::TagRouterOptions>(options, at, problems)
+            }
+            LinkKind::JqLink => check_options::<jq_link::JqLinkOptions>(options, at, problems),
+            LinkKind::Sampler => check_options::<sampler::SamplerOptions>(options, at, problems),
+            LinkKind::ExpireVcon => {
+                check_options::<expire_vcon::ExpireVconOptions>(options, at, problems)
+            }
+            LinkKind::Delay => check_options::<delay::DelayOptions>(options, at, problems),
+            LinkKind::Webhook => check_options::<webhook::WebhookOptions>(options, at, problems),
+            LinkKind::HttpLink => {
+                check_options::<http_link::HttpLinkOptions>(options, at, problems)
+            }
+        }
+    }
+
+    /// Build the link instance `module`.
+    pub fn build(
+        self,
+        module: &Module<LinkKind>,
+        ctx: &ModuleContext,
+    ) -> Result<Arc<dyn Link>, BuildError> {
+        match self {
+            LinkKind::Tag => built::<tag::Tag>(module, ctx),
+            LinkKind::TagRouter => built::<tag_router::TagRouter>(module, ctx),
+            LinkKind::JqLink => built::<jq_link::JqLink>(module, ctx),
+            LinkKind::Sampler => built::<sampler::Sampler>(module, ctx),
+            LinkKind::ExpireVcon => built::<expire_vcon::ExpireVcon>(module, ctx),
+            LinkKind::Delay => built::<delay::Delay>(module, ctx),
+            LinkKind::Webhook => built::<webhook::Webhook>(module, ctx),
+            LinkKind::HttpLink => built::<http_link::HttpLink>(module, ctx),
+        }
+    }
+}
+
+fn built<L: LinkModule>(
+    module: &Module<LinkKind>,
+    ctx: &ModuleContext,
+) -> Result<Arc<dyn Link>, BuildError> {
+    let options = build_options::<L::Options>(&module.name, Section::Link, &module.options)?;
+    Ok(Arc::new(L::build(options, module, ctx)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_kinds_agree() {
+        assert_eq!(LinkKind::NAMES.len(), LinkKind::ALL.len());
+        for (kind, name) in LinkKind::ALL.iter().zip(LinkKind::NAMES) {
+            assert_eq!(kind.name(), *name);
+        }
+        assert!(!LinkKind::Tag.calls_network());
+        assert!(LinkKind::Webhook.calls_network());
+        assert!(LinkKind::HttpLink.calls_network());
+    }
+}
