@@ -81,7 +81,7 @@ pub fn check_config(path: Option<PathBuf>, role: Role) -> ExitCode {
         let store: Arc<dyn store::Store> =
             Arc::new(store::memory::MemoryStore::new(store_settings(&config)));
         let context = ModuleContext::new(config.limits.clone(), Arc::new(Metrics::new()), store);
-        Pipelines::build(&config, &context).map_err(StartError::Modules)?;
+        Pipelines::build(&config, &context, None).map_err(StartError::Modules)?;
         Ok::<Config, StartError>(config)
     });
     match outcome {

@@ -75,7 +75,7 @@ impl AppState {
             metrics: metrics.clone(),
             store: store.clone(),
         };
-        let pipelines = Pipelines::build(&config, &context)?;
+        let pipelines = Pipelines::build(&config, &context, None)?;
         Ok(AppState {
             store,
             metrics,
@@ -128,8 +128,13 @@ impl AppState {
     ) -> Result<(Config, Pipelines), Vec<ConfigProblem>> {
         let prepared = match compiled {
             Ok(config) => self.check_access(&config, source).and_then(|()| {
-                Pipelines::build(&config, &self.module_context(&config))
-                    .map(|pipelines| (config, pipelines))
+                let running = self.config();
+                Pipelines::build(
+                    &config,
+                    &self.module_context(&config),
+                    Some(&running.pipelines),
+                )
+                .map(|pipelines| (config, pipelines))
             }),
             Err(ConfigError::Invalid(problems)) => Err(problems),
             Err(other) => Err(vec![ConfigProblem::whole(other.to_string())]),

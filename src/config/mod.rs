@@ -15,7 +15,7 @@ mod api;
 mod chains;
 mod compile;
 mod environment;
-pub mod interpolate;
+mod interpolate;
 mod keep;
 mod limits;
 mod load;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use conserver_actors::{Retriable, RetryPolicy};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 
 use crate::config::{Limits, Retry};
@@ -185,53 +185,6 @@ pub fn json_headers(extra: &HeaderMap) -> HeaderMap {
     headers
 }
 
-/// An http(s) URL from config, or why it is not one.
-pub fn parse_url(text: &str) -> Result<Url, String> {
-    let trimmed = text.trim();
-    // `localhost:8080/hook` parses as a URL of scheme `localhost`: say what was meant.
-    if !trimmed.contains("://") {
-        return Err(format!(
-            "'{text}' has no scheme; write http://… or https://…"
-        ));
-    }
-    let url = Url::parse(trimmed).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
-    match url.scheme() {
-        "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
-        "http" | "https" => Err(format!("'{text}' has no host")),
-        scheme => Err(format!(
-            "'{text}' has the scheme '{scheme}'; only http and https are supported"
-        )),
-    }
-}
-
-/// Config headers (`name → value`) as a header map, or one message per bad entry.
-pub fn parse_headers<'a>(
-    entries: impl IntoIterator<Item = (&'a String, &'a String)>,
-) -> Result<HeaderMap, Vec<(String, String)>> {
-    let mut headers = HeaderMap::new();
-    let mut problems = Vec::new();
-    for (name, value) in entries {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            (Ok(header), Ok(value)) => {
-                headers.append(header, value);
-            }
-            (Err(_), _) => problems.push((name.clone(), "is not a valid header name".to_owned())),
-            (_, Err(_)) => problems.push((
-                name.clone(),
-                "has a value that cannot be sent in a header (control characters)".to_owned(),
-            )),
-        }
-    }
-    if problems.is_empty() {
-        Ok(headers)
-    } else {
-        Err(problems)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,32 +196,6 @@ mod tests {
             .limits;
         assert!(client_builder(&limits).build().is_ok());
         assert!(user_agent().starts_with("conserver/"));
-    }
-
-    #[test]
-    fn urls_need_an_http_scheme_and_a_host() {
-        assert!(parse_url("https://example.com/hook").is_ok());
-        assert!(parse_url(" http://127.0.0.1:8080 ").is_ok());
-        assert!(parse_url("example.com/hook")
-            .unwrap_err()
-            .contains("no scheme"));
-        assert!(parse_url("ftp://example.com")
-            .unwrap_err()
-            .contains("'ftp'"));
-        assert!(parse_url("http://").is_err());
-    }
-
-    #[test]
-    fn headers_are_checked() {
-        let good = [("X-Token".to_owned(), "abc".to_owned())];
-        let map = parse_headers(good.iter().map(|(k, v)| (k, v))).unwrap();
-        assert_eq!(map["x-token"], "abc");
-        let bad = [
-            ("bad name".to_owned(), "v".to_owned()),
-            ("ok".to_owned(), "a\nb".to_owned()),
-        ];
-        let problems = parse_headers(bad.iter().map(|(k, v)| (k, v))).unwrap_err();
-        assert_eq!(problems.len(), 2);
     }
 
     #[test]

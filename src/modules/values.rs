@@ -17,9 +17,22 @@ pub struct HttpUrl(pub Url);
 impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        crate::http::parse_url(&text)
-            .map(HttpUrl)
-            .map_err(de::Error::custom)
+        let trimmed = text.trim();
+        // `localhost:8080/hook` parses as a URL of scheme `localhost`: say what was meant.
+        if !trimmed.contains("://") {
+            return Err(de::Error::custom(format!(
+                "'{text}' has no scheme; write http://… or https://…"
+            )));
+        }
+        let url = Url::parse(trimmed)
+            .map_err(|e| de::Error::custom(format!("'{text}' is not a URL: {e}")))?;
+        match url.scheme() {
+            "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(HttpUrl(url)),
+            "http" | "https" => Err(de::Error::custom(format!("'{text}' has no host"))),
+            scheme => Err(de::Error::custom(format!(
+                "'{text}' has the scheme '{scheme}'; only http and https are supported"
+            ))),
+        }
     }
 }
 
@@ -252,6 +265,22 @@ mod tests {
                 "{written}"
             );
         }
+    }
+
+    #[test]
+    fn urls_need_an_http_scheme_and_a_host() {
+        let url = |text: &str| read(json!({ "url": text })).map(|s| s.url.unwrap().0.to_string());
+        assert_eq!(
+            url("https://example.com/hook").unwrap(),
+            "https://example.com/hook"
+        );
+        assert_eq!(
+            url(" http://127.0.0.1:8080 ").unwrap(),
+            "http://127.0.0.1:8080/"
+        );
+        assert!(url("example.com/hook").unwrap_err()[0].contains("no scheme"));
+        assert!(url("ftp://example.com").unwrap_err()[0].contains("'ftp'"));
+        assert!(url("http://").is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ fn build(config: &Config, store: Arc<dyn Store>) -> Arc<Storages> {
         Arc::new(conserver::metrics::Metrics::new()),
         store,
     );
-    Pipelines::build(config, &context)
+    Pipelines::build(config, &context, None)
         .unwrap_or_else(|problems| panic!("storages build: {problems:?}"))
         .storages
 }
