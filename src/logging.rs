@@ -1,6 +1,8 @@
 //! Logging: `tracing` with the `RUST_LOG` filter syntax (env_logger's convention), else the
 //! Python server's `LOG_LEVEL`; `CONSERVER_LOG_FORMAT=json` for one JSON object per line.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. Call once, first thing in `main`.
@@ -15,8 +17,13 @@ pub fn init() {
             ))
         });
     let json = std::env::var("CONSERVER_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // Colours only for a terminal, and never with NO_COLOR (https://no-color.org): a log file
+    // or a collector must not receive escape codes.
+    let colours = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_target(false);
     if json {
         builder.json().init();

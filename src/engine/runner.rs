@@ -5,6 +5,8 @@
 //!
 //! Every run has a span (`chain`, `ingress_list`, `vcon_id`), so each log line of the run —
 //! a link's, the HTTP client's retries, a storage's — says which vCon and chain it is about.
+//! The span is at the ERROR level so that it is enabled whatever the log filter keeps: a
+//! warning logged with `RUST_LOG=warn` still names its run.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -164,7 +166,7 @@ impl Work for ChainRunner {
 
     fn run(self: Arc<Self>, claimed: Claimed) -> BoxFuture<()> {
         let list = self.chain.ingress_lists[claimed.source].clone();
-        let span = tracing::info_span!(
+        let span = tracing::error_span!(
             "run",
             chain = %self.chain.name,
             ingress_list = %list,
@@ -191,7 +193,7 @@ impl Work for ChainRunner {
 
     fn panicked(self: Arc<Self>, claimed: Claimed, message: String) -> BoxFuture<()> {
         let list = self.chain.ingress_lists[claimed.source].clone();
-        let span = tracing::info_span!(
+        let span = tracing::error_span!(
             "run",
             chain = %self.chain.name,
             ingress_list = %list,

@@ -134,7 +134,7 @@ pub async fn reprocess_dead_letters(
     };
     let mut written = 0u64;
     for item in store.storage_dlq_head(name, count).await? {
-        let span = tracing::info_span!("storage_dlq", storage = %name, vcon_id = %item);
+        let span = tracing::error_span!("storage_dlq", storage = %name, vcon_id = %item);
         let found = match vcon::parse_uuid(&item) {
             Some(uuid) => read(&dead, uuid).instrument(span.clone()).await?,
             None => None,

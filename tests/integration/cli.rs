@@ -193,3 +193,159 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     stream.read_to_string(&mut out).ok()?;
     Some(out)
 }
+
+#[test]
+fn check_config_reports_references_and_module_options_together_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yml");
+    std::fs::write(
+        &path,
+        "\
+chains:
+  main:
+    links: [tag, hook, nope]
+    ingress_lists: [in]
+links:
+  tag:
+    module: tag
+    options:
+      weird.key: 1
+  hook:
+    module: webhook
+    options:
+      webhook-urls: [not-a-url]
+redis:
+  cluster: true
+followers:
+  upstream: {url: 'http://up', egress_list: out, follower_ingress_list: in}
+",
+    )
+    .unwrap();
+    let out = conserver()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "5 problem(s) in the configuration:",
+            "  chains.main.links[2] (line 3): no link named \"nope\" is defined under links",
+            "  links.tag.options[\"weird.key\"] (line 9): unknown key \"weird.key\"; valid keys: tags",
+            "  links.hook.options.webhook-urls[0] (line 13): 'not-a-url' has no scheme; write http://… or https://…",
+            "  redis.cluster (line 15): Redis Cluster is not available in this build yet: point redis.url at one Redis server",
+            "  followers.upstream (line 17): followers are not available in this build yet: nothing would pull from this follower's server",
+        ],
+        "{stderr}"
+    );
+}
+
+/// The log lines a child process writes (to its standard output), collected as they come.
+fn collect_logs(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::BufRead;
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stdout.take().unwrap();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut logs = sink.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    logs
+}
+
+#[tokio::test]
+async fn a_warning_inside_a_link_names_its_chain_and_vcon() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&hook)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "links:\n  hook:\n    module: webhook\n    options: {{webhook-urls: ['{}/hook']}}\n    retry: {{attempts: 3, initial_backoff: 0.01, max_backoff: 0.01}}\nchains:\n  calls_chain: {{links: [hook], ingress_lists: [calls], egress_lists: [done]}}\n",
+            hook.uri()
+        ),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let mut child = conserver()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--bind")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let logs = collect_logs(&mut child);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let id = "0194a3f4-5b6c-7d8e-9f00-00000000c0de";
+    let body = common::vcon_json(id, "2026-11-28T10:00:00Z", serde_json::json!([]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let posted = client
+            .post(format!("{base}/vcon?ingress_lists=calls"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        if posted.is_ok_and(|r| r.status().as_u16() == 201) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not take the vCon"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let line = loop {
+        let found = logs
+            .lock()
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("transient failure; retrying"))
+            .map(str::to_owned);
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no retry logged:\n{}",
+            logs.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    for field in [
+        "chain=calls_chain",
+        "ingress_list=calls",
+        &format!("vcon_id={id}"),
+        "component=\"hook\"",
+    ] {
+        assert!(line.contains(field), "{field} missing from: {line}");
+    }
+}

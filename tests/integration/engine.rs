@@ -390,3 +390,139 @@ async fn a_worker_reads_a_vcon_missing_from_redis_back_from_a_storage() {
     .await;
     assert_eq!(llen(&format!("{p}DLQ:calls")), 0);
 }
+
+#[actix_web::test]
+async fn a_link_that_gives_the_vcon_another_uuid_settles_the_original_too() {
+    let new_id = uuid(501);
+    let yaml = format!(
+        r#"
+redis: {{vcon_ttl: 900}}
+links:
+  renumber: {{module: jq_link, options: {{transform: '.uuid = "{new_id}"'}}}}
+chains:
+  main: {{links: [renumber], ingress_lists: [calls], egress_lists: [done]}}
+"#
+    );
+    let state = common::state_for_role(&yaml, Backend::Redis, &[], Role::All).await;
+    let app = common::service(&state).await;
+    let _engine = start_engine(&state).await;
+    let p = state.prefix.clone();
+    let original = uuid(500);
+    let reply = send(
+        &app,
+        TestRequest::post()
+            .uri("/vcon?ingress_lists=calls")
+            .set_payload(vcon_json(
+                &original,
+                "2026-11-28T10:00:00Z",
+                json!([{"tel": "+15550199"}]),
+            )),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    eventually("the new vCon is on the egress list", || {
+        lrange(&format!("{p}done")) == [new_id.clone()]
+    })
+    .await;
+    // The run's pending count was the original's: its TTL step ran, so it is not pending any
+    // more and got the TTL of the run, like the new vCon.
+    assert_eq!(ttl(&format!("{p}{{vcon:{original}}}:pending")), -2);
+    for id in [&original, &new_id] {
+        let left = ttl(&format!("{p}vcon:{id}"));
+        assert!((1..=900).contains(&left), "vcon:{id} TTL {left}");
+    }
+    // The new vCon is stored and indexed like a posted one.
+    let found = send(
+        &app,
+        TestRequest::get().uri("/vcons/search?tel=%2B15550199"),
+    )
+    .await
+    .json();
+    let mut found: Vec<String> = serde_json::from_value(found).unwrap();
+    found.sort();
+    assert_eq!(found, [original.clone(), new_id.clone()]);
+    let stored = send(&app, TestRequest::get().uri(&format!("/vcon/{new_id}")))
+        .await
+        .json();
+    assert_eq!(stored["uuid"], new_id);
+}
+
+/// The value of one series in a `/metrics` text, `None` when the series is absent.
+fn series(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[actix_web::test]
+async fn every_configured_chain_link_and_storage_has_its_series_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let file = |chain: &str| {
+        format!(
+            "redis: {{url: '{}', key_prefix: '{prefix}'}}\nlinks:\n  tag: {{module: tag}}\nstorages:\n  files: {{module: file, options: {{path: '{}'}}}}\nchains:\n  {chain}: {{links: [tag], storages: [files], ingress_lists: [in]}}\n",
+            common::redis_url(),
+            files.path().display()
+        )
+    };
+    std::fs::write(&path, file("main")).unwrap();
+    let state = common::file_state_on(&path, Backend::Redis, &prefix).await;
+    let app = common::service(&state).await;
+    let _engine = start_engine(&state).await;
+    let metrics = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    for name_and_labels in [
+        r#"conserver_chain_runs_total{chain="main",outcome="processed"}"#,
+        r#"conserver_chain_runs_total{chain="main",outcome="failed"}"#,
+        r#"conserver_vcons_received_total{chain="main",ingress_list="in"}"#,
+        r#"conserver_vcons_in_flight{chain="main"}"#,
+        r#"conserver_link_runs_total{chain="main",link="tag",outcome="continue"}"#,
+        r#"conserver_link_runs_total{chain="main",link="tag",outcome="error"}"#,
+        r#"conserver_storage_writes_total{outcome="ok",storage="files"}"#,
+        r#"conserver_storage_writes_total{outcome="dead_lettered",storage="files"}"#,
+        r#"conserver_chain_duration_seconds_count{chain="main"}"#,
+    ] {
+        assert_eq!(
+            series(&metrics, name_and_labels),
+            Some(0.0),
+            "{name_and_labels} in\n{metrics}"
+        );
+    }
+
+    // A configuration without chain `main` removes its series; the new chain's are there.
+    std::fs::write(&path, file("other")).unwrap();
+    conserver::server::reload(&state.state, "test").await;
+    let metrics = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert_eq!(
+        series(
+            &metrics,
+            r#"conserver_chain_runs_total{chain="main",outcome="processed"}"#
+        ),
+        None,
+        "{metrics}"
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            r#"conserver_link_runs_total{chain="main",link="tag",outcome="continue"}"#
+        ),
+        None
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            r#"conserver_chain_runs_total{chain="other",outcome="processed"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            r#"conserver_storage_writes_total{outcome="ok",storage="files"}"#
+        ),
+        Some(0.0),
+        "the storage is still configured"
+    );
+    common::delete_prefix(&prefix);
+}
