@@ -397,7 +397,7 @@ impl RunOutcome {
 
 /// `conserver:egress_pending:<uuid>` (redis.md §2, §4.3): the egress a dead-lettered storage
 /// write holds back.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize)]
 struct EgressPending {
     chain: String,
     egress_lists: Vec<String>,
@@ -467,7 +467,7 @@ struct IndexEntry {
 fn describe_for_index(
     keys: &keys::Keys,
     key: &str,
-    text: String,
+    text: &str,
     receipt: i64,
 ) -> Option<IndexEntry> {
     let Some(id) = keys.vcon_id(key).filter(|id| Uuid::try_parse(id).is_ok()) else {
@@ -477,22 +477,28 @@ fn describe_for_index(
         );
         return None;
     };
-    let Some(described) = crate::vcon::describe(&text) else {
-        tracing::warn!(
-            key,
-            "index_vcons: skipped a value that is not a JSON object"
-        );
-        return None;
-    };
-    Some(IndexEntry {
-        id: id.to_owned(),
-        created_at: described.created_at,
-        receipt,
-        parties: described.parties,
-    })
+    IndexEntry::read(id, text, receipt)
 }
 
 impl IndexEntry {
+    /// What `/index_vcons` adds for the vCon `id` whose stored text is `text`; `None` (logged)
+    /// when the text is not a JSON object.
+    fn read(id: &str, text: &str, receipt: i64) -> Option<IndexEntry> {
+        let Some(described) = crate::vcon::describe(text) else {
+            tracing::warn!(
+                vcon_id = id,
+                "index_vcons: skipped a value that is not a JSON object"
+            );
+            return None;
+        };
+        Some(IndexEntry {
+            id: id.to_owned(),
+            created_at: described.created_at,
+            receipt,
+            parties: described.parties,
+        })
+    }
+
     /// The score rule of `/index_vcons` (api.md §5.24).
     fn score(&self) -> IndexScore {
         match self.created_at {

@@ -1251,7 +1251,7 @@ impl RedisStore {
                 tracing::warn!(key, "index_vcons: skipped a value that is not UTF-8");
                 continue;
             };
-            if let Some(entry) = describe_for_index(&self.keys, key, text, receipt) {
+            if let Some(entry) = describe_for_index(&self.keys, key, &text, receipt) {
                 self.push_index(&mut pipe, &entry.id, entry.score(), &entry.parties);
                 indexed += 1;
             }
