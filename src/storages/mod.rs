@@ -54,9 +54,10 @@ impl conserver_actors::Retriable for StorageError {
 impl From<StoreError> for StorageError {
     /// The server's own store: unreachable is worth retrying, an error answer is not.
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(message) => StorageError::Transient(message),
-            StoreError::Backend(message) => StorageError::Permanent(message),
+        if error.is_unavailable() {
+            StorageError::Transient(error.to_string())
+        } else {
+            StorageError::Permanent(error.to_string())
         }
     }
 }

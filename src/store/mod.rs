@@ -103,21 +103,66 @@ pub struct ChainStatus {
     pub storage_dlq: Vec<(String, u64)>,
 }
 
-/// Why a store operation failed.
+/// Why a store operation failed. Each variant names the operation (the [`Store`] method, or
+/// `connect`) and carries what Redis or its client reported, which
+/// [`std::error::Error::source`] returns, so a log can print the whole chain of causes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store cannot be reached (connection refused, reset, timed out): a 503.
-    #[error("{0}")]
-    Unavailable(String),
-    /// The store answered with an error: a 500.
-    #[error("{0}")]
-    Backend(String),
+    /// Redis cannot be reached (connection refused, reset or dropped; a server loading,
+    /// read-only or without a master): a 503.
+    #[error("Redis cannot be reached ({operation}): {source}")]
+    Unavailable {
+        operation: &'static str,
+        source: ::redis::RedisError,
+    },
+    /// Redis did not answer within the operation's deadline: a 503.
+    #[error("Redis did not answer within {} s ({operation})", .waited.as_secs())]
+    TimedOut {
+        operation: &'static str,
+        waited: std::time::Duration,
+    },
+    /// Redis answered with an error, or with a reply of another shape than the operation's.
+    #[error("Redis answered {operation} with an error: {source}")]
+    Backend {
+        operation: &'static str,
+        source: ::redis::RedisError,
+    },
+    /// A `vcon:<uuid>` key holds neither a string nor a RedisJSON document.
+    #[error("{key} holds neither a string nor a RedisJSON document ({operation}): {source}")]
+    WrongType {
+        operation: &'static str,
+        key: String,
+        source: ::redis::RedisError,
+    },
+    /// A stored value is not text (vCons and blobs are JSON text).
+    #[error("{key} is not UTF-8 text ({operation}): {source}")]
+    NotText {
+        operation: &'static str,
+        key: String,
+        source: std::string::FromUtf8Error,
+    },
+    /// The configured URL is not a Redis URL.
+    #[error("invalid Redis URL: {source}")]
+    InvalidUrl { source: ::redis::RedisError },
+    /// The server lacks commands the store needs.
+    #[error(
+        "Redis {}.{} or later is required (LMOVE, LPOP with a count); this server is {}.{}",
+        .required.0, .required.1, .found.0, .found.1
+    )]
+    OldServer {
+        found: (u32, u32),
+        required: (u32, u32),
+    },
 }
 
 impl StoreError {
-    /// The store could not be reached (as opposed to answering with an error).
+    /// The store could not be reached or did not answer (as opposed to answering with an
+    /// error): the same call may succeed later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::TimedOut { .. }
+        )
     }
 }
 
@@ -268,8 +313,8 @@ pub trait Store: Send + Sync + 'static {
     /// `BLMOVE <list> {<list>}:processing:<id> LEFT RIGHT <wait>` on a connection of its own
     /// (blocking commands must not hold up the shared one), then `PERSIST vcon:{uuid}` and
     /// `LPOP context:<list>:<uuid>`. `None` when nothing came within `wait` (a zero `wait` does
-    /// not block; one above an hour counts as an hour). A Redis that cannot be reached is
-    /// `Unavailable` within seconds.
+    /// not block; one above an hour counts as an hour). A Redis that cannot be reached fails
+    /// within seconds, with an error that [`StoreError::is_unavailable`].
     ///
     /// Cancel a claim (drop the future) only when the instance's processing lists are
     /// recovered afterwards (shutdown): an item moved by a `BLMOVE` whose answer was abandoned
@@ -343,8 +388,8 @@ const EMBEDDED_STORE_WARNING: &str = "no Redis URL configured (redis.url / REDIS
 embedded in-memory store. Nothing survives a restart and no other process can share it.";
 
 /// Opens the store the config asks for: Redis at `url`, or the embedded in-memory store when
-/// there is no URL. A Redis that cannot be reached within the connection timeout is
-/// [`StoreError::Unavailable`], so the server refuses to start with a clear message.
+/// there is no URL. A Redis that cannot be reached within the connection timeout is an error
+/// that [`StoreError::is_unavailable`], so the server refuses to start with a clear message.
 pub async fn open(url: Option<&str>, settings: StoreSettings) -> StoreResult<Arc<dyn Store>> {
     match url {
         Some(url) => Ok(Arc::new(redis::RedisStore::connect(url, settings).await?)),
