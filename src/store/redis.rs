@@ -21,7 +21,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind, Value};
 use uuid::Uuid;
 
-use super::keys::{sorted_set_member, Keys, PENDING_TTL_SECONDS};
+use super::keys::{member_uuid, sorted_set_member, Keys, PENDING_TTL_SECONDS};
 use super::{
     asked_ttl, describe_for_index, party_entries, search_sets, ChainLists, ChainStatus,
     EgressPending, EgressRelease, Finish, IndexScore, ListQuery, Push, RunOutcome, SearchTerms,
@@ -767,11 +767,8 @@ impl Store for RedisStore {
             .arg(i64::try_from(query.count).unwrap_or(i64::MAX));
         let members: Vec<String> = self.query_cmd("list_vcons", &cmd).await?;
         Ok(members
-            .into_iter()
-            .map(|member| match member.strip_prefix("vcon:") {
-                Some(id) => id.to_owned(),
-                None => member, // a bare uuid, as the Python server's re-caching writes it
-            })
+            .iter()
+            .map(|member| member_uuid(member).to_owned())
             .collect())
     }
 
