@@ -778,6 +778,8 @@ async fn dlq_items_and_reprocess(h: Arc<Harness>) {
     assert_eq!(h.store.dlq_reprocess("calls", 0).await.unwrap(), 0);
     assert_eq!(h.store.dlq_reprocess("calls", 2).await.unwrap(), 2);
     assert_eq!(h.store.dlq_items("calls").await.unwrap(), [id(2)]);
+    // The DLQ is the list `DLQ:calls`, as the list routes (`/vcon/count`, `/vcon/egress`) see it.
+    assert_eq!(h.store.list_len("DLQ:calls").await.unwrap(), 1);
     if let Some(redis) = h.redis() {
         // Moved from the head of the DLQ to the tail of the list, after the pending bump.
         let list = redis.list_items(&h.keys.list("calls")).await;
@@ -812,6 +814,7 @@ async fn storage_dlq_items(h: Arc<Harness>) {
         items.push(item);
     }
     assert_eq!(h.store.storage_dlq_items("s3").await.unwrap(), items);
+    assert_eq!(h.store.list_len("DLQ:storage:s3").await.unwrap(), 2);
     assert!(h
         .store
         .storage_dlq_items("removed")
