@@ -28,9 +28,9 @@ pub enum StartError {
     Modules(Vec<ConfigProblem>),
     #[error("api.bind {0:?} is not a valid listen address")]
     Bind(String),
-    #[error("cannot open the store: {0}")]
+    #[error("cannot open the store")]
     Store(#[from] crate::store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
         source: std::io::Error,
@@ -63,8 +63,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     match actix_web::rt::System::new().block_on(serve(args, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("conserver: {e}");
+            let shown = crate::report(&e);
+            tracing::error!("{shown}");
+            eprintln!("conserver: {shown}");
             ExitCode::FAILURE
         }
     }

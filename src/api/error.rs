@@ -36,9 +36,10 @@ pub enum ApiError {
     #[error("{} problem(s) in the request", .0.len())]
     Unprocessable(Vec<Problem>),
     /// The store failed: 503 when it cannot be reached, else 500 with the route's message.
-    #[error("{message}: {source}")]
+    #[error("{message}")]
     Store {
         message: &'static str,
+        #[source]
         source: StoreError,
     },
     /// 500 with a route-specific message; the cause is logged where it happened.
@@ -84,10 +85,10 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable(problems) => json!(problems),
             ApiError::Store { message, source } => {
                 if source.is_unavailable() {
-                    tracing::warn!(error = %source, "{message}: the store is unavailable");
+                    tracing::warn!(error = %crate::report(source), "{message}: the store is unavailable");
                     json!(STORE_UNAVAILABLE)
                 } else {
-                    tracing::error!(error = %source, "{message}");
+                    tracing::error!(error = %crate::report(source), "{message}");
                     json!(message)
                 }
             }

@@ -33,7 +33,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let kind = state.store.kind();
     let store = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(crate::report(&e).to_string()),
         Err(_) => Err("no answer within 2 s".to_owned()),
     };
     let chains = chain_readiness(&state, store.is_ok()).await;

@@ -37,7 +37,7 @@ async fn sample_depths(state: &AppState) {
                 .with_label_values(&[list])
                 .set(depth as i64),
             Err(e) => {
-                tracing::debug!(error = %e, "queue depths not sampled");
+                tracing::debug!(error = %crate::report(&e), "queue depths not sampled");
                 return;
             }
         }

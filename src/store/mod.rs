@@ -103,21 +103,66 @@ pub struct ChainStatus {
     pub storage_dlq: Vec<(String, u64)>,
 }
 
-/// Why a store operation failed.
+/// Why a store operation failed. Each variant names the operation (the [`Store`] method, or
+/// `connect`) and carries what Redis or its client reported, which
+/// [`std::error::Error::source`] returns, so a log can print the whole chain of causes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store cannot be reached (connection refused, reset, timed out): a 503.
-    #[error("{0}")]
-    Unavailable(String),
-    /// The store answered with an error: a 500.
-    #[error("{0}")]
-    Backend(String),
+    /// Redis cannot be reached (connection refused, reset or dropped; a server loading,
+    /// read-only or without a master): a 503.
+    #[error("Redis cannot be reached ({operation})")]
+    Unavailable {
+        operation: &'static str,
+        source: ::redis::RedisError,
+    },
+    /// Redis did not answer within the operation's deadline: a 503.
+    #[error("Redis did not answer within {} s ({operation})", .waited.as_secs())]
+    TimedOut {
+        operation: &'static str,
+        waited: std::time::Duration,
+    },
+    /// Redis answered with an error, or with a reply of another shape than the operation's.
+    #[error("Redis answered {operation} with an error")]
+    Backend {
+        operation: &'static str,
+        source: ::redis::RedisError,
+    },
+    /// A `vcon:<uuid>` key holds neither a string nor a RedisJSON document.
+    #[error("{key} holds neither a string nor a RedisJSON document ({operation})")]
+    WrongType {
+        operation: &'static str,
+        key: String,
+        source: ::redis::RedisError,
+    },
+    /// A stored value is not text (vCons and blobs are JSON text).
+    #[error("{key} is not UTF-8 text ({operation})")]
+    NotText {
+        operation: &'static str,
+        key: String,
+        source: std::string::FromUtf8Error,
+    },
+    /// The configured URL is not a Redis URL.
+    #[error("invalid Redis URL")]
+    InvalidUrl { source: ::redis::RedisError },
+    /// The server lacks commands the store needs.
+    #[error(
+        "Redis {}.{} or later is required (LMOVE, LPOP with a count); this server is {}.{}",
+        .required.0, .required.1, .found.0, .found.1
+    )]
+    OldServer {
+        found: (u32, u32),
+        required: (u32, u32),
+    },
 }
 
 impl StoreError {
-    /// The store could not be reached (as opposed to answering with an error).
+    /// The store could not be reached or did not answer (as opposed to answering with an
+    /// error): the same call may succeed later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::TimedOut { .. }
+        )
     }
 }
 
@@ -268,8 +313,8 @@ pub trait Store: Send + Sync + 'static {
     /// `BLMOVE <list> {<list>}:processing:<id> LEFT RIGHT <wait>` on a connection of its own
     /// (blocking commands must not hold up the shared one), then `PERSIST vcon:{uuid}` and
     /// `LPOP context:<list>:<uuid>`. `None` when nothing came within `wait` (a zero `wait` does
-    /// not block; one above an hour counts as an hour). A Redis that cannot be reached is
-    /// `Unavailable` within seconds.
+    /// not block; one above an hour counts as an hour). A Redis that cannot be reached fails
+    /// within seconds, with an error that [`StoreError::is_unavailable`].
     ///
     /// Cancel a claim (drop the future) only when the instance's processing lists are
     /// recovered afterwards (shutdown): an item moved by a `BLMOVE` whose answer was abandoned
@@ -343,8 +388,8 @@ const EMBEDDED_STORE_WARNING: &str = "no Redis URL configured (redis.url / REDIS
 embedded in-memory store. Nothing survives a restart and no other process can share it.";
 
 /// Opens the store the config asks for: Redis at `url`, or the embedded in-memory store when
-/// there is no URL. A Redis that cannot be reached within the connection timeout is
-/// [`StoreError::Unavailable`], so the server refuses to start with a clear message.
+/// there is no URL. A Redis that cannot be reached within the connection timeout is an error
+/// that [`StoreError::is_unavailable`], so the server refuses to start with a clear message.
 pub async fn open(url: Option<&str>, settings: StoreSettings) -> StoreResult<Arc<dyn Store>> {
     match url {
         Some(url) => Ok(Arc::new(redis::RedisStore::connect(url, settings).await?)),
@@ -415,7 +460,7 @@ impl RunOutcome {
 
 /// `conserver:egress_pending:<uuid>` (redis.md §2, §4.3): the egress a dead-lettered storage
 /// write holds back.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize)]
 struct EgressPending {
     chain: String,
     egress_lists: Vec<String>,
@@ -485,7 +530,7 @@ struct IndexEntry {
 fn describe_for_index(
     keys: &keys::Keys,
     key: &str,
-    text: String,
+    text: &str,
     receipt: i64,
 ) -> Option<IndexEntry> {
     let Some(id) = keys.vcon_id(key).filter(|id| Uuid::try_parse(id).is_ok()) else {
@@ -495,22 +540,28 @@ fn describe_for_index(
         );
         return None;
     };
-    let Some(described) = crate::vcon::describe(&text) else {
-        tracing::warn!(
-            key,
-            "index_vcons: skipped a value that is not a JSON object"
-        );
-        return None;
-    };
-    Some(IndexEntry {
-        id: id.to_owned(),
-        created_at: described.created_at,
-        receipt,
-        parties: described.parties,
-    })
+    IndexEntry::read(id, text, receipt)
 }
 
 impl IndexEntry {
+    /// What `/index_vcons` adds for the vCon `id` whose stored text is `text`; `None` (logged)
+    /// when the text is not a JSON object.
+    fn read(id: &str, text: &str, receipt: i64) -> Option<IndexEntry> {
+        let Some(described) = crate::vcon::describe(text) else {
+            tracing::warn!(
+                vcon_id = id,
+                "index_vcons: skipped a value that is not a JSON object"
+            );
+            return None;
+        };
+        Some(IndexEntry {
+            id: id.to_owned(),
+            created_at: described.created_at,
+            receipt,
+            parties: described.parties,
+        })
+    }
+
     /// The score rule of `/index_vcons` (api.md §5.24).
     fn score(&self) -> IndexScore {
         match self.created_at {

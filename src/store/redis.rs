@@ -3,9 +3,10 @@
 //!
 //! Every operation is one pipelined round trip (two where the second depends on the first:
 //! the DLQ move, the chain status, and reads that meet the other vCon form). A dead Redis gives
-//! [`StoreError::Unavailable`] within a few seconds, never a hang: connection and response
-//! timeouts are short, reconnection retries are few, and each operation has a deadline. The
-//! manager reconnects by itself on the next call once Redis is back.
+//! an error that [`StoreError::is_unavailable`] within a few seconds, never a hang: connection
+//! and response timeouts are short, reconnection retries are few, and each operation has a
+//! deadline. The manager reconnects by itself on the next call once Redis is back. Every error
+//! names the operation and carries what the client reported as its source.
 //!
 //! The one blocking command, the claim's `BLMOVE`, runs on connections of its own
 //! ([`blocking`]), so a claim waiting for work never delays another request.
@@ -20,7 +21,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ServerErrorKind, Value};
 use uuid::Uuid;
 
-use super::keys::{sorted_set_member, Keys, PENDING_TTL_SECONDS};
+use super::keys::{member_uuid, sorted_set_member, Keys, PENDING_TTL_SECONDS};
 use super::{
     asked_ttl, describe_for_index, party_entries, search_sets, ChainLists, ChainStatus,
     EgressPending, EgressRelease, Finish, IndexScore, ListQuery, Push, RunOutcome, SearchTerms,
@@ -169,13 +170,14 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to Redis at `url`. Fails with [`StoreError::Unavailable`] when the first
-    /// connection cannot be made within the connection timeout, and [`StoreError::Backend`]
-    /// for a URL that is not a Redis URL.
+    /// Connects to Redis at `url`. Fails with [`StoreError::Unavailable`] or
+    /// [`StoreError::TimedOut`] when the first connection cannot be made within the connection
+    /// timeout, [`StoreError::InvalidUrl`] for a URL that is not a Redis URL, and
+    /// [`StoreError::OldServer`] for a server without the commands the store needs.
     pub async fn connect(url: &str, settings: StoreSettings) -> StoreResult<RedisStore> {
         // The URL is left out of the messages: it may carry a password.
-        let client = redis::Client::open(url)
-            .map_err(|error| StoreError::Backend(format!("invalid Redis URL: {error}")))?;
+        let client =
+            redis::Client::open(url).map_err(|source| StoreError::InvalidUrl { source })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -185,19 +187,12 @@ impl RedisStore {
         let connecting = ConnectionManager::new_with_config(client, config);
         let connection = match tokio::time::timeout(OPERATION_TIMEOUT, connecting).await {
             Ok(Ok(connection)) => connection,
-            Ok(Err(error)) => {
-                return Err(match classify(&error) {
-                    StoreError::Unavailable(message) => {
-                        StoreError::Unavailable(format!("cannot connect to Redis: {message}"))
-                    }
-                    backend => backend,
-                })
-            }
+            Ok(Err(error)) => return Err(classify("connect", error)),
             Err(_) => {
-                return Err(StoreError::Unavailable(format!(
-                    "cannot connect to Redis: no answer within {} s",
-                    OPERATION_TIMEOUT.as_secs()
-                )))
+                return Err(StoreError::TimedOut {
+                    operation: "connect",
+                    waited: OPERATION_TIMEOUT,
+                })
             }
         };
         check_version(&connection).await?;
@@ -218,40 +213,53 @@ impl RedisStore {
         })
     }
 
-    /// Sends `pipe` and converts the replies; errors classified, lost connections noted.
-    async fn query<T: FromRedisValue>(&self, pipe: &Pipeline) -> StoreResult<T> {
+    /// Sends `pipe` for `operation` and converts the replies; errors classified, lost
+    /// connections noted.
+    async fn query<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        pipe: &Pipeline,
+    ) -> StoreResult<T> {
         let mut connection = self.connection.clone();
-        self.settle(pipe.query_async(&mut connection)).await
+        self.settle(operation, pipe.query_async(&mut connection))
+            .await
     }
 
-    /// Sends one command.
-    async fn query_cmd<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
+    /// Sends one command for `operation`.
+    async fn query_cmd<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        cmd: &Cmd,
+    ) -> StoreResult<T> {
         let mut connection = self.connection.clone();
-        self.settle(cmd.query_async(&mut connection)).await
+        self.settle(operation, cmd.query_async(&mut connection))
+            .await
     }
 
     /// Awaits a request within [`OPERATION_TIMEOUT`] and classifies its failure.
     async fn settle<T>(
         &self,
+        operation: &'static str,
         request: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> StoreResult<T> {
         let outcome = tokio::time::timeout(OPERATION_TIMEOUT, request).await;
-        self.conclude(outcome, OPERATION_TIMEOUT)
+        self.conclude(operation, outcome, OPERATION_TIMEOUT)
     }
 
     /// The result of a request that ran within `deadline` (`Ok`) or not (`Err`).
     fn conclude<T>(
         &self,
+        operation: &'static str,
         outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
         deadline: Duration,
     ) -> StoreResult<T> {
         let error = match outcome {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) => classify(&error),
-            Err(_) => StoreError::Unavailable(format!(
-                "Redis did not answer within {} s",
-                deadline.as_secs()
-            )),
+            Ok(Err(error)) => classify(operation, error),
+            Err(_) => StoreError::TimedOut {
+                operation,
+                waited: deadline,
+            },
         };
         if error.is_unavailable() {
             // The next connection may be to a restarted server that lost its scripts.
@@ -335,6 +343,7 @@ impl RedisStore {
     /// sent after loading the scripts, and the replies are that second pipeline's.
     async fn query_scripted(
         &self,
+        operation: &'static str,
         pipe: &Pipeline,
         repair: impl FnOnce(&mut Pipeline),
     ) -> StoreResult<(Value, bool)> {
@@ -342,14 +351,14 @@ impl RedisStore {
         let request = pipe.query_async::<Value>(&mut connection);
         let outcome = tokio::time::timeout(OPERATION_TIMEOUT, request).await;
         if !matches!(&outcome, Ok(Err(error)) if lost_script(error)) {
-            let replies = self.conclude(outcome, OPERATION_TIMEOUT)?;
+            let replies = self.conclude(operation, outcome, OPERATION_TIMEOUT)?;
             self.script_loaded.store(true, Ordering::Relaxed);
             return Ok((replies, false));
         }
         let mut again = Pipeline::with_capacity(8);
         self.load_scripts(&mut again);
         repair(&mut again);
-        let replies = self.query::<Value>(&again).await?;
+        let replies = self.query::<Value>(operation, &again).await?;
         self.script_loaded.store(true, Ordering::Relaxed);
         Ok((replies, true))
     }
@@ -395,7 +404,7 @@ impl RedisStore {
     ) -> StoreResult<Option<String>> {
         let wait = wait.clamp(SHORTEST_BLOCK, LONGEST_CLAIM_WAIT);
         let taking = tokio::time::timeout(OPERATION_TIMEOUT, self.blocking.take()).await;
-        let mut connection = self.conclude(taking, OPERATION_TIMEOUT)?;
+        let mut connection = self.conclude("claim", taking, OPERATION_TIMEOUT)?;
         // The answer comes after the wait; only beyond that is Redis late.
         let deadline = wait + RESPONSE_TIMEOUT;
         connection.set_response_timeout(deadline);
@@ -409,7 +418,7 @@ impl RedisStore {
         let request = blmove.query_async::<Option<String>>(&mut connection);
         // A safety net above the connection's own response timeout.
         let outcome = tokio::time::timeout(deadline + RESPONSE_TIMEOUT, request).await;
-        let moved = self.conclude(outcome, deadline)?;
+        let moved = self.conclude("claim", outcome, deadline)?;
         self.blocking.give_back(connection);
         Ok(moved)
     }
@@ -420,7 +429,11 @@ impl RedisStore {
     /// Pipelined `GET`s rather than `MGET`: `MGET` answers nil for a RedisJSON document, which
     /// would make it look missing; a `GET` answers `WRONGTYPE`, which says to retry. It is the
     /// same single round trip.
-    async fn read_values(&self, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    async fn read_values(
+        &self,
+        operation: &'static str,
+        keys: &[String],
+    ) -> StoreResult<Vec<Option<Vec<u8>>>> {
         let (first, other) = if self.settings.json_module {
             ("JSON.GET", "GET")
         } else {
@@ -429,14 +442,14 @@ impl RedisStore {
         let mut values = Vec::with_capacity(keys.len());
         let mut retry = Vec::new();
         for (index, reply) in self
-            .read_with(first, keys.iter())
+            .read_with(operation, first, keys.iter())
             .await?
             .into_iter()
             .enumerate()
         {
             match reply {
                 Read::Value(value) => values.push(value),
-                Read::WrongType => {
+                Read::WrongType(_) => {
                     values.push(None);
                     retry.push(index);
                 }
@@ -444,16 +457,17 @@ impl RedisStore {
         }
         if !retry.is_empty() {
             let replies = self
-                .read_with(other, retry.iter().map(|&index| &keys[index]))
+                .read_with(operation, other, retry.iter().map(|&index| &keys[index]))
                 .await?;
             for (index, reply) in retry.into_iter().zip(replies) {
                 match reply {
                     Read::Value(value) => values[index] = value,
-                    Read::WrongType => {
-                        return Err(StoreError::Backend(format!(
-                            "{} holds neither a string nor a RedisJSON document",
-                            keys[index]
-                        )))
+                    Read::WrongType(source) => {
+                        return Err(StoreError::WrongType {
+                            operation,
+                            key: keys[index].clone(),
+                            source,
+                        })
                     }
                 }
             }
@@ -464,6 +478,7 @@ impl RedisStore {
     /// One pipeline of `command key` for each key (`GET` or `JSON.GET`).
     async fn read_with(
         &self,
+        operation: &'static str,
         command: &str,
         keys: impl ExactSizeIterator<Item = &String>,
     ) -> StoreResult<Vec<Read>> {
@@ -473,8 +488,11 @@ impl RedisStore {
         }
         // Errors are replies here: a WRONGTYPE is an answer, not a failure of the pipeline.
         pipe.ignore_errors();
-        let replies: Vec<Value> = self.query(&pipe).await?;
-        replies.into_iter().map(Read::from_reply).collect()
+        let replies: Vec<Value> = self.query(operation, &pipe).await?;
+        replies
+            .into_iter()
+            .map(|reply| Read::from_reply(operation, reply))
+            .collect()
     }
 
     /// Adds the indexing commands of one vCon to `pipe` (api.md §5.13 steps 3–4, §5.24).
@@ -507,21 +525,28 @@ impl RedisStore {
 enum Read {
     /// The value, or nil for a missing key.
     Value(Option<Vec<u8>>),
-    /// The key holds the other form.
-    WrongType,
+    /// The key holds the other form: Redis's answer.
+    WrongType(RedisError),
 }
 
 impl Read {
-    fn from_reply(reply: Value) -> StoreResult<Read> {
+    fn from_reply(operation: &'static str, reply: Value) -> StoreResult<Read> {
         match reply {
             Value::Nil => Ok(Read::Value(None)),
             Value::BulkString(bytes) => Ok(Read::Value(Some(bytes))),
             Value::SimpleString(text) => Ok(Read::Value(Some(text.into_bytes()))),
-            Value::ServerError(error) if error.code() == "WRONGTYPE" => Ok(Read::WrongType),
-            Value::ServerError(error) => Err(classify(&RedisError::from(error))),
-            other => Err(StoreError::Backend(format!(
-                "unexpected reply to a read: {other:?}"
-            ))),
+            Value::ServerError(error) if error.code() == "WRONGTYPE" => {
+                Ok(Read::WrongType(RedisError::from(error)))
+            }
+            Value::ServerError(error) => Err(classify(operation, RedisError::from(error))),
+            other => Err(StoreError::Backend {
+                operation,
+                source: RedisError::from((
+                    ErrorKind::UnexpectedReturnType,
+                    "unexpected reply to a read",
+                    format!("{other:?}"),
+                )),
+            }),
         }
     }
 }
@@ -539,18 +564,23 @@ async fn check_version(connection: &ConnectionManager) -> StoreResult<()> {
     );
     let info = match outcome.await {
         Ok(Ok(info)) => info,
-        Ok(Err(error)) if classify(&error).is_unavailable() => return Err(classify(&error)),
+        Ok(Err(error)) if unreachable(&error) => return Err(classify("connect", error)),
         Ok(Err(error)) => {
             tracing::debug!(%error, "INFO server refused: Redis version not checked");
             return Ok(());
         }
-        Err(_) => return Err(StoreError::Unavailable("Redis did not answer INFO".into())),
+        Err(_) => {
+            return Err(StoreError::TimedOut {
+                operation: "connect",
+                waited: OPERATION_TIMEOUT,
+            })
+        }
     };
     match server_version(&info) {
-        Some(version) if version < MINIMUM_VERSION => Err(StoreError::Backend(format!(
-            "Redis {}.{} or later is required (LMOVE, LPOP with a count); this server is {}.{}",
-            MINIMUM_VERSION.0, MINIMUM_VERSION.1, version.0, version.1
-        ))),
+        Some(found) if found < MINIMUM_VERSION => Err(StoreError::OldServer {
+            found,
+            required: MINIMUM_VERSION,
+        }),
         _ => Ok(()),
     }
 }
@@ -567,7 +597,16 @@ fn server_version(info: &str) -> Option<(u32, u32)> {
 
 /// Unavailable (a 503) when Redis cannot be reached or cannot serve for now; Backend (a 500)
 /// when it answered with an error.
-fn classify(error: &RedisError) -> StoreError {
+fn classify(operation: &'static str, source: RedisError) -> StoreError {
+    if unreachable(&source) {
+        StoreError::Unavailable { operation, source }
+    } else {
+        StoreError::Backend { operation, source }
+    }
+}
+
+/// Whether `error` says that Redis cannot be reached or cannot serve for now.
+fn unreachable(error: &RedisError) -> bool {
     let unreachable = error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()
@@ -582,9 +621,8 @@ fn classify(error: &RedisError) -> StoreError {
                         | ServerErrorKind::ReadOnly
                 )
         );
-    let message = error.to_string();
-    let lowercase = message.to_ascii_lowercase();
-    let unreachable = unreachable
+    let lowercase = error.to_string().to_ascii_lowercase();
+    unreachable
         || [
             "broken pipe",
             "connection reset",
@@ -592,12 +630,7 @@ fn classify(error: &RedisError) -> StoreError {
             "timed out",
         ]
         .iter()
-        .any(|symptom| lowercase.contains(symptom));
-    if unreachable {
-        StoreError::Unavailable(message)
-    } else {
-        StoreError::Backend(message)
-    }
+        .any(|symptom| lowercase.contains(symptom))
 }
 
 /// `EVALSHA` of `script`, built directly so a vCon text is copied once.
@@ -619,16 +652,22 @@ fn lost_script(error: &RedisError) -> bool {
     })
 }
 
-/// A reply of the kind `T`, or a Backend error naming what was expected.
-fn parse<T: FromRedisValue>(reply: Option<Value>, what: &str) -> StoreResult<T> {
+/// A reply of the kind `T` to `operation`, or a Backend error.
+fn parse<T: FromRedisValue>(operation: &'static str, reply: Option<Value>) -> StoreResult<T> {
     let reply = reply.unwrap_or(Value::Nil);
-    redis::from_redis_value(reply)
-        .map_err(|error| StoreError::Backend(format!("unexpected reply for {what}: {error}")))
+    redis::from_redis_value(reply).map_err(|error| StoreError::Backend {
+        operation,
+        source: error.into(),
+    })
 }
 
 /// Text from a reply; vCons are JSON, so anything else is a backend fault.
-fn utf8(key: &str, bytes: Vec<u8>) -> StoreResult<String> {
-    String::from_utf8(bytes).map_err(|_| StoreError::Backend(format!("{key} is not UTF-8 text")))
+fn utf8(operation: &'static str, key: &str, bytes: Vec<u8>) -> StoreResult<String> {
+    String::from_utf8(bytes).map_err(|source| StoreError::NotText {
+        operation,
+        key: key.to_owned(),
+        source,
+    })
 }
 
 #[async_trait]
@@ -641,7 +680,7 @@ impl Store for RedisStore {
         let mut connection = self.connection.clone();
         let ping = redis::cmd("PING");
         let outcome = tokio::time::timeout(PING_TIMEOUT, ping.query_async(&mut connection)).await;
-        self.conclude(outcome, PING_TIMEOUT)
+        self.conclude("ping", outcome, PING_TIMEOUT)
     }
 
     async fn put_vcon(&self, vcon: VconWrite<'_>, enqueue: &[String]) -> StoreResult<()> {
@@ -665,7 +704,7 @@ impl Store for RedisStore {
         // written again (both idempotent). In JSON form a worker that took the uuid in between
         // finds it missing and drops it (redis.md §5): rare, and logged.
         let (_, repaired) = self
-            .query_scripted(&pipe, |repair| {
+            .query_scripted("put_vcon", &pipe, |repair| {
                 self.push_write(repair, &vcon, keys, !enqueue.is_empty())
             })
             .await?;
@@ -678,11 +717,11 @@ impl Store for RedisStore {
     async fn get_vcon(&self, uuid: Uuid) -> StoreResult<Option<String>> {
         let key = self.keys.vcon(uuid);
         let value = self
-            .read_values(std::slice::from_ref(&key))
+            .read_values("get_vcon", std::slice::from_ref(&key))
             .await?
             .pop()
             .flatten();
-        value.map(|bytes| utf8(&key, bytes)).transpose()
+        value.map(|bytes| utf8("get_vcon", &key, bytes)).transpose()
     }
 
     async fn get_vcons(&self, uuids: &[Uuid]) -> StoreResult<Vec<Option<String>>> {
@@ -690,10 +729,10 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = uuids.iter().map(|uuid| self.keys.vcon(*uuid)).collect();
-        let values = self.read_values(&keys).await?;
+        let values = self.read_values("get_vcons", &keys).await?;
         keys.iter()
             .zip(values)
-            .map(|(key, value)| value.map(|bytes| utf8(key, bytes)).transpose())
+            .map(|(key, value)| value.map(|bytes| utf8("get_vcons", key, bytes)).transpose())
             .collect()
     }
 
@@ -712,7 +751,7 @@ impl Store for RedisStore {
         for (field, value) in party_entries(parties) {
             pipe.srem(self.keys.party(field, value), &id).ignore();
         }
-        self.query::<Value>(&pipe).await.map(drop)
+        self.query::<Value>("delete_vcon", &pipe).await.map(drop)
     }
 
     async fn list_vcons(&self, query: ListQuery) -> StoreResult<Vec<String>> {
@@ -726,13 +765,10 @@ impl Store for RedisStore {
             .arg("LIMIT")
             .arg(i64::try_from(query.offset).unwrap_or(i64::MAX))
             .arg(i64::try_from(query.count).unwrap_or(i64::MAX));
-        let members: Vec<String> = self.query_cmd(&cmd).await?;
+        let members: Vec<String> = self.query_cmd("list_vcons", &cmd).await?;
         Ok(members
-            .into_iter()
-            .map(|member| match member.strip_prefix("vcon:") {
-                Some(id) => id.to_owned(),
-                None => member, // a bare uuid, as the Python server's re-caching writes it
-            })
+            .iter()
+            .map(|member| member_uuid(member).to_owned())
             .collect())
     }
 
@@ -740,7 +776,9 @@ impl Store for RedisStore {
         let Some(sets) = search_sets(&self.keys, terms) else {
             return Ok(Vec::new());
         };
-        let mut found: Vec<String> = self.query_cmd(redis::cmd("SINTER").arg(&sets)).await?;
+        let mut found: Vec<String> = self
+            .query_cmd("search", redis::cmd("SINTER").arg(&sets))
+            .await?;
         found.sort_unstable();
         Ok(found)
     }
@@ -756,11 +794,11 @@ impl Store for RedisStore {
         }
         // Every count is raised before any uuid becomes visible to a consumer.
         pipe.rpush(self.keys.list(list), &ids).ignore();
-        self.query::<Value>(&pipe).await.map(drop)
+        self.query::<Value>("enqueue", &pipe).await.map(drop)
     }
 
     async fn list_len(&self, list: &str) -> StoreResult<u64> {
-        self.query_cmd(redis::cmd("LLEN").arg(self.keys.list(list)))
+        self.query_cmd("list_len", redis::cmd("LLEN").arg(self.keys.list(list)))
             .await
     }
 
@@ -769,14 +807,20 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let popped: Option<Vec<String>> = self
-            .query_cmd(redis::cmd("LPOP").arg(self.keys.list(list)).arg(limit))
+            .query_cmd(
+                "pop_front",
+                redis::cmd("LPOP").arg(self.keys.list(list)).arg(limit),
+            )
             .await?;
         Ok(popped.unwrap_or_default())
     }
 
     async fn dlq_items(&self, list: &str) -> StoreResult<Vec<String>> {
-        self.query_cmd(redis::cmd("LRANGE").arg(self.keys.dlq(list)).arg(0).arg(-1))
-            .await
+        self.query_cmd(
+            "dlq_items",
+            redis::cmd("LRANGE").arg(self.keys.dlq(list)).arg(0).arg(-1),
+        )
+        .await
     }
 
     async fn dlq_reprocess(&self, list: &str, count: usize) -> StoreResult<usize> {
@@ -787,7 +831,10 @@ impl Store for RedisStore {
         let list = self.keys.list(list);
         let stop = i64::try_from(count).unwrap_or(i64::MAX) - 1;
         let head: Vec<String> = self
-            .query_cmd(redis::cmd("LRANGE").arg(&dlq).arg(0).arg(stop))
+            .query_cmd(
+                "dlq_reprocess",
+                redis::cmd("LRANGE").arg(&dlq).arg(0).arg(stop),
+            )
             .await?;
         if head.is_empty() {
             return Ok(0);
@@ -811,7 +858,7 @@ impl Store for RedisStore {
                 .arg("LEFT")
                 .arg("RIGHT");
         }
-        let replies: Vec<Value> = self.query(&pipe).await?;
+        let replies: Vec<Value> = self.query("dlq_reprocess", &pipe).await?;
         // Replies alternate: EXEC, LMOVE.
         Ok(replies
             .chunks(2)
@@ -821,6 +868,7 @@ impl Store for RedisStore {
 
     async fn storage_dlq_items(&self, storage: &str) -> StoreResult<Vec<String>> {
         self.query_cmd(
+            "storage_dlq_items",
             redis::cmd("LRANGE")
                 .arg(self.keys.storage_dlq(storage))
                 .arg(0)
@@ -842,25 +890,29 @@ impl Store for RedisStore {
         }
         pipe.hgetall(self.keys.chain_stats(chain.name))
             .smembers(self.keys.instances());
-        let mut replies = self.query::<Vec<Value>>(&pipe).await?.into_iter();
+        let mut replies = self
+            .query::<Vec<Value>>("chain_status", &pipe)
+            .await?
+            .into_iter();
 
         let mut status = ChainStatus::default();
         for list in chain.ingress_lists {
-            let depth = parse(replies.next(), "LLEN")?;
-            let dlq_depth = parse(replies.next(), "LLEN")?;
+            let depth = parse("chain_status", replies.next())?;
+            let dlq_depth = parse("chain_status", replies.next())?;
             status.ingress.push((list.clone(), depth, dlq_depth));
         }
         for list in chain.egress_lists {
             status
                 .egress
-                .push((list.clone(), parse(replies.next(), "LLEN")?));
+                .push((list.clone(), parse("chain_status", replies.next())?));
         }
         for storage in chain.storages {
             status
                 .storage_dlq
-                .push((storage.clone(), parse(replies.next(), "LLEN")?));
+                .push((storage.clone(), parse("chain_status", replies.next())?));
         }
-        let stats: std::collections::HashMap<String, String> = parse(replies.next(), "HGETALL")?;
+        let stats: std::collections::HashMap<String, String> =
+            parse("chain_status", replies.next())?;
         let counter = |name: &str| {
             stats
                 .get(name)
@@ -870,7 +922,7 @@ impl Store for RedisStore {
         status.processed = counter("processed");
         status.halted = counter("halted");
         status.failed = counter("failed");
-        let instances: Vec<String> = parse(replies.next(), "SMEMBERS")?;
+        let instances: Vec<String> = parse("chain_status", replies.next())?;
 
         if instances.is_empty() || chain.ingress_lists.is_empty() {
             return Ok(status);
@@ -883,14 +935,14 @@ impl Store for RedisStore {
                 pipe.llen(self.keys.processing(list, instance));
             }
         }
-        let replies: Vec<Value> = self.query(&pipe).await?;
+        let replies: Vec<Value> = self.query("chain_status", &pipe).await?;
         for per_instance in replies.chunks(1 + chain.ingress_lists.len()) {
             let Some((alive, depths)) = per_instance.split_first() else {
                 continue;
             };
-            if parse::<bool>(Some(alive.clone()), "EXISTS")? {
+            if parse::<bool>("chain_status", Some(alive.clone()))? {
                 for depth in depths {
-                    status.in_flight += parse::<u64>(Some(depth.clone()), "LLEN")?;
+                    status.in_flight += parse::<u64>("chain_status", Some(depth.clone()))?;
                 }
             }
         }
@@ -910,7 +962,7 @@ impl Store for RedisStore {
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT);
-            let (next, names): (u64, Vec<Vec<u8>>) = self.query_cmd(&scan).await?;
+            let (next, names): (u64, Vec<Vec<u8>>) = self.query_cmd("index_all", &scan).await?;
             let keys: Vec<String> = names
                 .into_iter()
                 .filter_map(|name| match String::from_utf8(name) {
@@ -937,7 +989,9 @@ impl Store for RedisStore {
             .ignore()
             .set_ex(self.keys.instance(id), info, ttl.max(1))
             .ignore();
-        self.query::<Value>(&pipe).await.map(drop)
+        self.query::<Value>("register_instance", &pipe)
+            .await
+            .map(drop)
     }
 
     async fn heartbeat(&self, id: &str, info: &str, ttl: u64) -> StoreResult<bool> {
@@ -952,12 +1006,13 @@ impl Store for RedisStore {
             .arg("GET")
             .sadd(self.keys.instances(), id)
             .ignore();
-        let (previous,): (Option<Vec<u8>>,) = self.query(&pipe).await?;
+        let (previous,): (Option<Vec<u8>>,) = self.query("heartbeat", &pipe).await?;
         Ok(previous.is_some())
     }
 
     async fn note_consumed_list(&self, id: &str, list: &str) -> StoreResult<()> {
         self.query_cmd(
+            "note_consumed_list",
             redis::cmd("SADD")
                 .arg(self.keys.instance_lists(id))
                 .arg(list),
@@ -976,7 +1031,7 @@ impl Store for RedisStore {
         let item = if wait.is_zero() {
             let mut lmove = redis::cmd("LMOVE");
             lmove.arg(&source).arg(&processing).arg("LEFT").arg("RIGHT");
-            self.query_cmd::<Option<String>>(&lmove).await?
+            self.query_cmd::<Option<String>>("claim", &lmove).await?
         } else {
             self.blocking_move(&source, &processing, wait).await?
         };
@@ -989,10 +1044,10 @@ impl Store for RedisStore {
             .cmd("LPOP")
             .arg(self.keys.context(list, item.as_str()))
             .ignore();
-        if let Err(error) = self.query::<Value>(&pipe).await {
+        if let Err(error) = self.query::<Value>("claim", &pipe).await {
             // The item is in the processing list now: handing it over beats stranding it
             // there. Without the PERSIST, a TTL a Python producer set may run out in flight.
-            tracing::warn!(vcon_id = %item, list, %error, "claimed, but could not remove the vCon's TTL and trace context");
+            tracing::warn!(vcon_id = %item, list, error = %crate::report(&error), "claimed, but could not remove the vCon's TTL and trace context");
         }
         Ok(Some(item))
     }
@@ -1001,12 +1056,14 @@ impl Store for RedisStore {
         let key = self.keys.vcon(uuid);
         if !self.settings.json_module {
             // SET drops a TTL, and a vCon in flight has none to keep.
-            return self.query_cmd(redis::cmd("SET").arg(&key).arg(text)).await;
+            return self
+                .query_cmd("write_back", redis::cmd("SET").arg(&key).arg(text))
+                .await;
         }
         let write = || evalsha(&self.write_json, &[&key], &[text]);
         let mut pipe = self.scripted_pipeline(1);
         pipe.add_command(write()).ignore();
-        self.query_scripted(&pipe, |repair| {
+        self.query_scripted("write_back", &pipe, |repair| {
             repair.add_command(write()).ignore();
         })
         .await
@@ -1057,7 +1114,7 @@ impl Store for RedisStore {
         // When the script was lost, everything else ran and only the TTL step is missing:
         // it runs once, after them, which is still before anything could depend on it.
         let (_, repaired) = self
-            .query_scripted(&pipe, |repair| {
+            .query_scripted("finish", &pipe, |repair| {
                 self.push_ttl_steps(repair, finish);
             })
             .await?;
@@ -1069,7 +1126,10 @@ impl Store for RedisStore {
 
     async fn dead_instances(&self, own_id: &str) -> StoreResult<Vec<String>> {
         let ids: Vec<String> = self
-            .query_cmd(redis::cmd("SMEMBERS").arg(self.keys.instances()))
+            .query_cmd(
+                "dead_instances",
+                redis::cmd("SMEMBERS").arg(self.keys.instances()),
+            )
             .await?;
         let mut others: Vec<String> = ids.into_iter().filter(|id| id != own_id).collect();
         if others.is_empty() {
@@ -1079,7 +1139,7 @@ impl Store for RedisStore {
         for id in &others {
             pipe.exists(self.keys.instance(id));
         }
-        let alive: Vec<bool> = self.query(&pipe).await?;
+        let alive: Vec<bool> = self.query("dead_instances", &pipe).await?;
         let mut alive = alive.into_iter();
         others.retain(|_| !alive.next().unwrap_or(true));
         others.sort_unstable();
@@ -1089,7 +1149,7 @@ impl Store for RedisStore {
     async fn recover_instance(&self, id: &str) -> StoreResult<Vec<(String, u64)>> {
         let lists_key = self.keys.instance_lists(id);
         let mut lists: Vec<String> = self
-            .query_cmd(redis::cmd("SMEMBERS").arg(&lists_key))
+            .query_cmd("recover_instance", redis::cmd("SMEMBERS").arg(&lists_key))
             .await?;
         lists.sort_unstable();
         let mut recovered = Vec::with_capacity(lists.len());
@@ -1107,7 +1167,7 @@ impl Store for RedisStore {
                         .arg("RIGHT")
                         .arg("LEFT");
                 }
-                let replies: Vec<Option<Vec<u8>>> = self.query(&pipe).await?;
+                let replies: Vec<Option<Vec<u8>>> = self.query("recover_instance", &pipe).await?;
                 let batch = replies.iter().filter(|reply| reply.is_some()).count();
                 moved += batch as u64;
                 if batch < RECOVERY_BATCH {
@@ -1121,7 +1181,7 @@ impl Store for RedisStore {
             .ignore()
             .srem(self.keys.instances(), id)
             .ignore();
-        self.query::<Value>(&pipe).await?;
+        self.query::<Value>("recover_instance", &pipe).await?;
         Ok(recovered)
     }
 
@@ -1131,7 +1191,7 @@ impl Store for RedisStore {
             .arg(self.keys.processing(list, instance_id))
             .arg(0)
             .arg(-1);
-        self.query_cmd(&lrange).await
+        self.query_cmd("processing_items", &lrange).await
     }
 
     async fn return_item(&self, list: &str, instance_id: &str, item: &str) -> StoreResult<bool> {
@@ -1142,12 +1202,15 @@ impl Store for RedisStore {
             .key(self.keys.processing(list, instance_id));
         invocation.key(self.keys.list(list)).arg(item);
         let call = invocation.invoke_async::<i64>(&mut connection);
-        Ok(self.settle(call).await? == 1)
+        Ok(self.settle("return_item", call).await? == 1)
     }
 
     async fn deregister_instance(&self, id: &str) -> StoreResult<()> {
-        self.query_cmd(redis::cmd("DEL").arg(self.keys.instance(id)))
-            .await
+        self.query_cmd(
+            "deregister_instance",
+            redis::cmd("DEL").arg(self.keys.instance(id)),
+        )
+        .await
     }
 
     async fn storage_dlq_head(&self, storage: &str, count: usize) -> StoreResult<Vec<String>> {
@@ -1157,7 +1220,7 @@ impl Store for RedisStore {
         let stop = i64::try_from(count).unwrap_or(i64::MAX) - 1;
         let mut lrange = redis::cmd("LRANGE");
         lrange.arg(self.keys.storage_dlq(storage)).arg(0).arg(stop);
-        self.query_cmd(&lrange).await
+        self.query_cmd("storage_dlq_head", &lrange).await
     }
 
     async fn storage_dlq_done(
@@ -1175,7 +1238,7 @@ impl Store for RedisStore {
             let mut pipe = self.scripted_pipeline(1);
             pipe.add_command(call());
             let (replies, _) = self
-                .query_scripted(&pipe, |repair| {
+                .query_scripted("storage_dlq_done", &pipe, |repair| {
                     repair.add_command(call());
                 })
                 .await?;
@@ -1191,7 +1254,7 @@ impl Store for RedisStore {
             pipe.del(&record).ignore();
         }
         pipe.lrem(self.keys.storage_dlq(storage), 1, uuid).ignore();
-        self.query::<Value>(&pipe).await?;
+        self.query::<Value>("storage_dlq_done", &pipe).await?;
         Ok(release)
     }
 
@@ -1201,18 +1264,20 @@ impl Store for RedisStore {
         if ttl > 0 {
             set.arg("EX").arg(ttl);
         }
-        self.query_cmd(&set).await
+        self.query_cmd("put_blob", &set).await
     }
 
     async fn get_blob(&self, name: &str) -> StoreResult<Option<String>> {
         let key = self.keys.blob(name);
-        let value: Option<Vec<u8>> = self.query_cmd(redis::cmd("GET").arg(&key)).await?;
-        value.map(|bytes| utf8(&key, bytes)).transpose()
+        let value: Option<Vec<u8>> = self
+            .query_cmd("get_blob", redis::cmd("GET").arg(&key))
+            .await?;
+        value.map(|bytes| utf8("get_blob", &key, bytes)).transpose()
     }
 
     async fn delete_blob(&self, name: &str) -> StoreResult<bool> {
         let deleted: u64 = self
-            .query_cmd(redis::cmd("DEL").arg(self.keys.blob(name)))
+            .query_cmd("delete_blob", redis::cmd("DEL").arg(self.keys.blob(name)))
             .await?;
         Ok(deleted > 0)
     }
@@ -1227,7 +1292,7 @@ fn egress_release(replies: Value) -> StoreResult<EgressRelease> {
     match reply {
         Some(Value::Int(0)) => Ok(EgressRelease::NoRecord),
         Some(Value::Int(1)) => Ok(EgressRelease::Waiting),
-        lists => parse(lists, "the egress release").map(EgressRelease::Released),
+        lists => parse("storage_dlq_done", lists).map(EgressRelease::Released),
     }
 }
 
@@ -1238,7 +1303,7 @@ impl RedisStore {
         // whole SCAN batch could then hold gigabytes in Redis's output buffer and here.
         let mut values = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(READ_CHUNK) {
-            values.extend(self.read_values(chunk).await?);
+            values.extend(self.read_values("index_all", chunk).await?);
         }
         let receipt = chrono::Utc::now().timestamp();
         let mut pipe = Pipeline::new();
@@ -1251,13 +1316,13 @@ impl RedisStore {
                 tracing::warn!(key, "index_vcons: skipped a value that is not UTF-8");
                 continue;
             };
-            if let Some(entry) = describe_for_index(&self.keys, key, text, receipt) {
+            if let Some(entry) = describe_for_index(&self.keys, key, &text, receipt) {
                 self.push_index(&mut pipe, &entry.id, entry.score(), &entry.parties);
                 indexed += 1;
             }
         }
         if !pipe.is_empty() {
-            self.query::<Value>(&pipe).await?;
+            self.query::<Value>("index_all", &pipe).await?;
         }
         Ok(indexed)
     }
@@ -1269,22 +1334,46 @@ mod tests {
 
     #[test]
     fn connection_failures_are_unavailable() {
-        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(classify(&refused).is_unavailable());
-        let reset = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert!(classify(&reset).is_unavailable());
-        let timeout = RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
-        assert!(classify(&timeout).is_unavailable());
-        let broken = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
-        assert!(classify(&broken).is_unavailable());
+        for kind in [
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::BrokenPipe,
+        ] {
+            let error = RedisError::from(std::io::Error::from(kind));
+            assert!(classify("get_vcon", error).is_unavailable(), "{kind:?}");
+        }
     }
 
     #[test]
     fn answers_with_an_error_are_backend() {
         let wrong = RedisError::from((ErrorKind::UnexpectedReturnType, "not a list"));
-        assert!(!classify(&wrong).is_unavailable());
+        assert!(!classify("list_len", wrong).is_unavailable());
         let client = RedisError::from((ErrorKind::Client, "bad argument"));
-        assert!(!classify(&client).is_unavailable());
+        assert!(!classify("list_len", client).is_unavailable());
+    }
+
+    #[test]
+    fn errors_name_the_operation_and_give_the_redis_error_as_their_source() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let error = classify("put_vcon", refused);
+        assert_eq!(error.to_string(), "Redis cannot be reached (put_vcon)");
+        assert!(crate::report(&error)
+            .to_string()
+            .starts_with("Redis cannot be reached (put_vcon): "));
+        let source = std::error::Error::source(&error).expect("a source");
+        let redis = source
+            .downcast_ref::<RedisError>()
+            .expect("the Redis error");
+        assert!(redis.is_connection_refusal());
+
+        let refused = RedisError::from((ErrorKind::Client, "bad argument"));
+        let error = classify("finish", refused);
+        assert!(crate::report(&error)
+            .to_string()
+            .starts_with("Redis answered finish with an error: "));
+        assert!(std::error::Error::source(&error)
+            .is_some_and(|source| source.downcast_ref::<RedisError>().is_some()));
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The store conformance suite: each behaviour of `trait Store` (spec/redis.md, api.md §5) is
-//! written once, as an async fn over a [`Harness`], and run against both the embedded memory
-//! store and a real Redis, so the two cannot drift.
+//! written once, as an async fn over a [`Harness`], and asserted through the trait against both
+//! the embedded memory store and a real Redis, so the two cannot drift.
+//!
+//! What only the keys show (their names, TTLs and types, the pending hash, the sorted-set
+//! members) is checked on Redis only, through a raw connection beside the store; so is what
+//! only another writer of the keys can leave (a Python server's bare sorted-set member, a
+//! `vcon:*` key of another type). Expiry is asserted through the trait on both, with TTLs of a
+//! second or two.
 //!
 //! Redis comes from `CONSERVER_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`; `scripts/test`
 //! starts one). Every test uses its own random key prefix, so tests never collide with each
@@ -11,6 +17,7 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::ops::RangeInclusive;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,18 +57,20 @@ enum Backend {
     Redis,
 }
 
-/// Direct access to the keys behind a store, to seed and inspect what the trait does not show.
-enum Raw {
-    Memory(Arc<MemoryStore>),
-    Redis(redis::aio::MultiplexedConnection),
-}
-
-/// One test's store, its raw access, its key names, and its settings.
+/// One test's store, its key names and settings, and on Redis the raw access beside it.
 struct Harness {
     store: Arc<dyn Store>,
-    raw: Raw,
+    redis: Option<Raw>,
     keys: Keys,
     settings: StoreSettings,
+}
+
+/// Direct access to the Redis keys behind a store: to inspect what the trait does not show, and
+/// to seed what only another writer leaves.
+struct Raw {
+    connection: redis::aio::MultiplexedConnection,
+    keys: Keys,
+    sorted_set: String,
 }
 
 impl Harness {
@@ -71,15 +80,12 @@ impl Harness {
         tweak(&mut settings);
         let keys = Keys::new(prefix);
         match backend {
-            Backend::Memory => {
-                let memory = Arc::new(MemoryStore::new(settings.clone()));
-                Harness {
-                    store: memory.clone(),
-                    raw: Raw::Memory(memory),
-                    keys,
-                    settings,
-                }
-            }
+            Backend::Memory => Harness {
+                store: Arc::new(MemoryStore::new(settings.clone())),
+                redis: None,
+                keys,
+                settings,
+            },
             Backend::Redis => {
                 let url = redis_url();
                 let store = RedisStore::connect(&url, settings.clone())
@@ -88,10 +94,14 @@ impl Harness {
                         panic!("Redis at {url} is not reachable ({error}): start it, or run scripts/test")
                     });
                 let client = redis::Client::open(url.as_str()).unwrap();
-                let connection = client.get_multiplexed_async_connection().await.unwrap();
+                let raw = Raw {
+                    connection: client.get_multiplexed_async_connection().await.unwrap(),
+                    keys: keys.clone(),
+                    sorted_set: keys.sorted_set(&settings.sorted_set),
+                };
                 Harness {
                     store: Arc::new(store),
-                    raw: Raw::Redis(connection),
+                    redis: Some(raw),
                     keys,
                     settings,
                 }
@@ -99,34 +109,14 @@ impl Harness {
         }
     }
 
-    /// Runs one Redis command on the data behind the store.
-    async fn raw(&self, args: &[&str]) -> Value {
-        match &self.raw {
-            Raw::Memory(memory) => memory.command(args).unwrap(),
-            Raw::Redis(connection) => {
-                let mut connection = connection.clone();
-                redis::cmd(args[0])
-                    .arg(&args[1..])
-                    .query_async(&mut connection)
-                    .await
-                    .unwrap_or_else(|error| panic!("{args:?}: {error}"))
-            }
-        }
+    /// The raw keys, on Redis; `None` on the memory store.
+    fn redis(&self) -> Option<&Raw> {
+        self.redis.as_ref()
     }
 
-    async fn ttl(&self, key: &str) -> i64 {
-        int(self.raw(&["TTL", key]).await)
-    }
-
-    async fn pending_count(&self, uuid: Uuid) -> Option<i64> {
-        let count = self.raw(&["HGET", &self.keys.pending(uuid), "count"]).await;
-        text(count).map(|count| count.parse().unwrap())
-    }
-
-    async fn score(&self, member: &str) -> Option<i64> {
-        let sorted_set = self.keys.sorted_set(&self.settings.sorted_set);
-        let score = self.raw(&["ZSCORE", &sorted_set, member]).await;
-        text(score).map(|score| score.parse().unwrap())
+    /// The raw keys of a Redis-only test.
+    fn raw(&self) -> &Raw {
+        self.redis().expect("a Redis-only test runs on Redis")
     }
 
     async fn put(&self, uuid: Uuid, text: &str, score: i64, parties: &PartyIndex, lists: &[&str]) {
@@ -146,12 +136,120 @@ impl Harness {
         self.put(uuid, &text, score, &PartyIndex::default(), lists)
             .await;
     }
+
+    /// Whether `vcon:<uuid>` is there.
+    async fn has(&self, uuid: Uuid) -> bool {
+        self.store.get_vcon(uuid).await.unwrap().is_some()
+    }
+
+    /// The uuids `GET /vcon` lists with a score in `scores`, newest first.
+    async fn listed(&self, scores: RangeInclusive<i64>) -> Vec<String> {
+        let query = ListQuery {
+            since: Some(*scores.start()),
+            until: Some(*scores.end()),
+            offset: 0,
+            count: 1000,
+        };
+        self.store.list_vcons(query).await.unwrap()
+    }
+
+    /// Asserts that the created-at score of `uuid` is in `scores`; on Redis, as the score of
+    /// the member `vcon:<uuid>`.
+    async fn assert_score(&self, uuid: Uuid, scores: RangeInclusive<i64>) {
+        let listed = self.listed(scores.clone()).await;
+        assert!(
+            listed.contains(&uuid.to_string()),
+            "{uuid} not listed with a score in {scores:?}: {listed:?}"
+        );
+        if let Some(redis) = self.redis() {
+            let score = redis.score(&format!("vcon:{uuid}")).await;
+            assert!(
+                score.is_some_and(|score| scores.contains(&score)),
+                "{score:?}"
+            );
+        }
+    }
+
+    /// Asserts the counters of the chain `main`: through `chain_status`, and on Redis as the
+    /// fields of its stats hash (those above 0, no others).
+    async fn assert_counters(&self, processed: u64, halted: u64, failed: u64) {
+        let none: [String; 0] = [];
+        let chain = ChainLists {
+            name: "main",
+            ingress_lists: &none,
+            egress_lists: &none,
+            storages: &none,
+        };
+        let status = self.store.chain_status(chain).await.unwrap();
+        assert_eq!(
+            (status.processed, status.halted, status.failed),
+            (processed, halted, failed)
+        );
+        if let Some(redis) = self.redis() {
+            let expected: Vec<(String, String)> = [
+                ("failed", failed),
+                ("halted", halted),
+                ("processed", processed),
+            ]
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(field, count)| (field.to_owned(), count.to_string()))
+            .collect();
+            assert_eq!(redis.hash(&self.keys.chain_stats("main")).await, expected);
+        }
+    }
+}
+
+impl Raw {
+    /// Runs one Redis command.
+    async fn cmd(&self, args: &[&str]) -> Value {
+        let mut connection = self.connection.clone();
+        redis::cmd(args[0])
+            .arg(&args[1..])
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("{args:?}: {error}"))
+    }
+
+    async fn ttl(&self, key: &str) -> i64 {
+        int(self.cmd(&["TTL", key]).await)
+    }
+
+    async fn exists(&self, key: &str) -> bool {
+        int(self.cmd(&["EXISTS", key]).await) == 1
+    }
+
+    async fn pending_count(&self, uuid: Uuid) -> Option<i64> {
+        let count = self.cmd(&["HGET", &self.keys.pending(uuid), "count"]).await;
+        text(count).map(|count| count.parse().unwrap())
+    }
+
+    async fn score(&self, member: &str) -> Option<i64> {
+        let score = self.cmd(&["ZSCORE", &self.sorted_set, member]).await;
+        text(score).map(|score| score.parse().unwrap())
+    }
+
+    /// `LRANGE key 0 -1`.
+    async fn list_items(&self, key: &str) -> Vec<String> {
+        texts(self.cmd(&["LRANGE", key, "0", "-1"]).await)
+    }
+
+    /// `HGETALL key` as sorted `(field, value)` pairs.
+    async fn hash(&self, key: &str) -> Vec<(String, String)> {
+        let flat = texts(self.cmd(&["HGETALL", key]).await);
+        let mut pairs: Vec<(String, String)> = flat
+            .chunks(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
 }
 
 impl Drop for Harness {
     /// Deletes the test's keys from Redis (best effort, also after a panic).
     fn drop(&mut self) {
-        if matches!(self.raw, Raw::Redis(_)) {
+        if self.redis.is_some() {
             delete_prefixed(&redis_url(), self.keys.prefix());
         }
     }
@@ -235,6 +333,11 @@ fn sorted_uuids(count: usize) -> Vec<Uuid> {
     uuids
 }
 
+/// Waits past a TTL of a test (Redis and the memory store expire to the millisecond).
+async fn sleep(seconds: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+}
+
 /// Opens a harness and runs one behaviour on it.
 async fn run<F, Fut>(backend: Backend, tweak: fn(&mut StoreSettings), test: F)
 where
@@ -245,75 +348,83 @@ where
     test(harness).await;
 }
 
-/// Declares each behaviour once per backend: `memory::<name>` and `real_redis::<name>`; `with`
-/// gives the settings a behaviour needs.
+/// Declares each behaviour of `both` once per backend, `memory::<name>` and
+/// `real_redis::<name>`, and each of `redis_only` as `real_redis::<name>`; `with` gives the
+/// settings a behaviour needs.
 macro_rules! conformance {
     (@tweak) => { |_| {} };
     (@tweak $tweak:expr) => { $tweak };
-    ($($name:ident $(with $tweak:expr)?;)*) => {
+    (@test $backend:ident $name:ident $($tweak:expr)?) => {
+        #[tokio::test]
+        async fn $name() {
+            let tweak: fn(&mut conserver::store::StoreSettings) =
+                conformance!(@tweak $($tweak)?);
+            super::run(super::Backend::$backend, tweak, super::$name).await;
+        }
+    };
+    (
+        both { $($name:ident $(with $tweak:expr)?;)* }
+        redis_only { $($only:ident $(with $only_tweak:expr)?;)* }
+    ) => {
         mod memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let tweak: fn(&mut conserver::store::StoreSettings) =
-                        conformance!(@tweak $($tweak)?);
-                    super::run(super::Backend::Memory, tweak, super::$name).await;
-                }
-            )*
+            $( conformance!(@test Memory $name $($tweak)?); )*
         }
         mod real_redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let tweak: fn(&mut conserver::store::StoreSettings) =
-                        conformance!(@tweak $($tweak)?);
-                    super::run(super::Backend::Redis, tweak, super::$name).await;
-                }
-            )*
+            $( conformance!(@test Redis $name $($tweak)?); )*
+            $( conformance!(@test Redis $only $($only_tweak)?); )*
         }
     };
 }
 
 conformance! {
-    kind_and_ping;
-    put_get_round_trip_keeps_the_exact_text;
-    vcon_ttl_applies_when_nothing_holds_the_vcon;
-    no_ttl_when_enqueued;
-    no_ttl_while_pending;
-    vcon_ttl_zero_means_no_ttl with |settings| settings.vcon_ttl = 0;
-    sorted_set_member_form_replaces_a_bare_member;
-    list_vcons_order_bounds_paging_and_bare_members;
-    party_index_search_and_semantics;
-    enqueue_protocol_raises_the_pending_count;
-    pop_front_order_and_limit;
-    dlq_items_and_reprocess;
-    storage_dlq_items;
-    chain_status_numbers;
-    delete_cleans_the_indexes;
-    index_all_rebuilds_from_the_keys;
-    get_vcons_order_with_misses;
-    keys_carry_the_prefix;
-    a_vcon_key_of_another_type_is_a_backend_error;
-    claim_moves_into_processing_and_takes_the_vcon_in_hand;
-    claim_waits_then_returns_none;
-    claim_wakes_when_an_item_is_pushed;
-    write_back_replaces_the_text;
-    finish_processed_pushes_egress_and_routes_then_acknowledges;
-    finish_failed_dead_letters_the_item;
-    finish_halted_and_missing_count_as_halted;
-    finish_with_a_dead_lettered_storage_holds_the_egress_back;
-    egress_record_without_ttl_when_dlq_ttl_is_zero with |settings| settings.dlq_ttl = 0;
-    ttl_step_keeps_the_longest_and_applies_it_at_the_last_run;
-    ttl_step_zero_means_never;
-    ttl_step_for_a_vcon_without_a_pending_count;
-    ttl_step_of_a_replaced_vcon_settles_the_one_taken;
-    a_held_item_is_returned_to_the_head_once;
-    recover_moves_items_back_to_the_head_oldest_first;
-    dead_instances_are_those_without_a_heartbeat;
-    heartbeat_registers_again_after_expiry;
-    storage_dlq_done_releases_the_egress_after_the_last_storage;
-    storage_dlq_done_without_release_only_removes_the_entry;
-    blobs_with_and_without_ttl;
+    both {
+        kind_and_ping;
+        put_get_round_trip_keeps_the_exact_text;
+        no_ttl_when_enqueued;
+        vcon_ttl_zero_means_no_ttl with |settings| settings.vcon_ttl = 0;
+        a_vcon_expires_only_when_nothing_holds_it with |settings| settings.vcon_ttl = 1;
+        list_vcons_order_bounds_paging_and_bare_members;
+        party_index_search_and_semantics;
+        party_sets_expire_unless_an_addition_renews_them with |settings| settings.index_ttl = 2;
+        enqueue_protocol_raises_the_pending_count;
+        pop_front_order_and_limit;
+        dlq_items_and_reprocess;
+        storage_dlq_items;
+        chain_status_numbers;
+        delete_cleans_the_indexes;
+        index_all_rebuilds_from_the_keys;
+        get_vcons_order_with_misses;
+        claim_takes_the_oldest_into_the_processing_list;
+        claim_waits_then_returns_none;
+        claim_wakes_when_an_item_is_pushed;
+        write_back_replaces_the_text;
+        finish_processed_pushes_egress_and_routes_then_acknowledges;
+        finish_failed_dead_letters_the_item;
+        finish_halted_and_missing_count_as_halted;
+        finish_with_a_dead_lettered_storage_holds_the_egress_back;
+        ttl_step_keeps_the_longest_and_applies_it_at_the_last_run;
+        the_ttl_step_decides_when_a_vcon_expires;
+        a_held_item_is_returned_to_the_head_once;
+        recover_moves_items_back_to_the_head_oldest_first;
+        dead_instances_are_those_without_a_heartbeat;
+        heartbeat_registers_again_after_expiry;
+        storage_dlq_done_releases_the_egress_after_the_last_storage;
+        storage_dlq_done_without_release_only_removes_the_entry;
+        blobs_with_and_without_ttl;
+        heartbeats_egress_records_and_blobs_expire with |settings| settings.dlq_ttl = 1;
+    }
+    redis_only {
+        vcon_ttl_applies_when_nothing_holds_the_vcon;
+        no_ttl_while_pending;
+        sorted_set_member_form_replaces_a_bare_member;
+        keys_carry_the_prefix;
+        a_vcon_key_of_another_type_is_a_backend_error;
+        claim_moves_into_processing_and_takes_the_vcon_in_hand;
+        egress_record_without_ttl_when_dlq_ttl_is_zero with |settings| settings.dlq_ttl = 0;
+        ttl_step_zero_means_never;
+        ttl_step_for_a_vcon_without_a_pending_count;
+        ttl_step_of_a_replaced_vcon_settles_the_one_taken;
+    }
 }
 
 async fn kind_and_ping(h: Arc<Harness>) {
@@ -342,18 +453,21 @@ async fn put_get_round_trip_keeps_the_exact_text(h: Arc<Harness>) {
 }
 
 async fn vcon_ttl_applies_when_nothing_holds_the_vcon(h: Arc<Harness>) {
+    let redis = h.raw();
     let uuid = Uuid::new_v4();
     h.put_plain(uuid, 1, &[]).await;
-    let ttl = h.ttl(&h.keys.vcon(uuid)).await;
+    let ttl = redis.ttl(&h.keys.vcon(uuid)).await;
     assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
-    assert_eq!(h.pending_count(uuid).await, None);
+    assert_eq!(redis.pending_count(uuid).await, None);
 }
 
 async fn no_ttl_when_enqueued(h: Arc<Harness>) {
     let uuid = Uuid::new_v4();
     h.put_plain(uuid, 1, &["calls", "archive"]).await;
-    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
-    assert_eq!(h.pending_count(uuid).await, Some(2));
+    if let Some(redis) = h.redis() {
+        assert_eq!(redis.ttl(&h.keys.vcon(uuid)).await, -1);
+        assert_eq!(redis.pending_count(uuid).await, Some(2));
+    }
     assert_eq!(h.store.list_len("calls").await.unwrap(), 1);
     assert_eq!(h.store.list_len("archive").await.unwrap(), 1);
     assert_eq!(
@@ -363,39 +477,95 @@ async fn no_ttl_when_enqueued(h: Arc<Harness>) {
 }
 
 async fn no_ttl_while_pending(h: Arc<Harness>) {
+    let redis = h.raw();
     let uuid = Uuid::new_v4();
     h.put_plain(uuid, 1, &["calls"]).await;
     // Re-posted (or re-cached) without lists while still queued: no TTL.
     h.put_plain(uuid, 1, &[]).await;
-    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
-    assert_eq!(h.pending_count(uuid).await, Some(1));
+    assert_eq!(redis.ttl(&h.keys.vcon(uuid)).await, -1);
+    assert_eq!(redis.pending_count(uuid).await, Some(1));
 
     // Once nothing is pending (count ≤ 0), the TTL applies again.
-    h.raw(&["HINCRBY", &h.keys.pending(uuid), "count", "-1"])
+    redis
+        .cmd(&["HINCRBY", &h.keys.pending(uuid), "count", "-1"])
         .await;
     h.put_plain(uuid, 1, &[]).await;
-    let ttl = h.ttl(&h.keys.vcon(uuid)).await;
+    let ttl = redis.ttl(&h.keys.vcon(uuid)).await;
     assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
 }
 
 async fn vcon_ttl_zero_means_no_ttl(h: Arc<Harness>) {
     let uuid = Uuid::new_v4();
     h.put_plain(uuid, 1, &[]).await;
-    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
-    assert!(h.store.get_vcon(uuid).await.unwrap().is_some());
+    if let Some(redis) = h.redis() {
+        assert_eq!(redis.ttl(&h.keys.vcon(uuid)).await, -1);
+    }
+    assert!(h.has(uuid).await);
+}
+
+async fn a_vcon_expires_only_when_nothing_holds_it(h: Arc<Harness>) {
+    // `vcon_ttl` is 1 s here.
+    let free = Uuid::new_v4();
+    h.put_plain(free, 1, &[]).await;
+    let queued = Uuid::new_v4();
+    h.put_plain(queued, 1, &["calls"]).await;
+    // Re-posted without lists while a run is pending: no TTL.
+    let pending = Uuid::new_v4();
+    h.put_plain(pending, 1, &["archive"]).await;
+    h.put_plain(pending, 1, &[]).await;
+    // Pushed without the enqueue protocol (an egress list no chain reads) with a TTL of 1 s:
+    // a claim takes it in hand, so it does not expire in flight.
+    let (claimed, unclaimed) = (Uuid::new_v4(), Uuid::new_v4());
+    for (uuid, list) in [(claimed, "plain"), (unclaimed, "elsewhere")] {
+        h.put_plain(uuid, 1, &[]).await;
+        let id = uuid.to_string();
+        let egress = [push(list, false)];
+        let finish = Finish {
+            egress: &egress,
+            decrement: false,
+            ..finish_of(&id, RunOutcome::Processed, 1)
+        };
+        h.store.finish(&finish).await.unwrap();
+    }
+    let item = h.store.claim("plain", INSTANCE, Duration::ZERO).await;
+    assert_eq!(item.unwrap(), Some(claimed.to_string()));
+
+    sleep(1.5).await;
+    assert!(!h.has(free).await);
+    assert!(!h.has(unclaimed).await);
+    assert_eq!(
+        h.store.list_len("elsewhere").await.unwrap(),
+        1,
+        "lists keep the uuids of expired vCons"
+    );
+    for uuid in [queued, pending, claimed] {
+        assert!(h.has(uuid).await, "{uuid} expired");
+    }
+    // The created-at index is never trimmed: an expired vCon stays listed.
+    let all = h.listed(i64::MIN..=i64::MAX).await;
+    assert!(all.contains(&free.to_string()), "{all:?}");
 }
 
 async fn sorted_set_member_form_replaces_a_bare_member(h: Arc<Harness>) {
+    let redis = h.raw();
     let uuid = Uuid::new_v4();
     let sorted_set = h.keys.sorted_set("vcons");
     // The Python server's re-caching writes the bare uuid.
-    h.raw(&["ZADD", &sorted_set, "5", &uuid.to_string()]).await;
+    redis
+        .cmd(&["ZADD", &sorted_set, "5", &uuid.to_string()])
+        .await;
     h.put_plain(uuid, 1_700_000_123, &[]).await;
-    assert_eq!(h.score(&format!("vcon:{uuid}")).await, Some(1_700_000_123));
-    assert_eq!(h.score(&uuid.to_string()).await, None);
+    assert_eq!(
+        redis.score(&format!("vcon:{uuid}")).await,
+        Some(1_700_000_123)
+    );
+    assert_eq!(redis.score(&uuid.to_string()).await, None);
     // A later put moves the score.
     h.put_plain(uuid, 1_700_000_200, &[]).await;
-    assert_eq!(h.score(&format!("vcon:{uuid}")).await, Some(1_700_000_200));
+    assert_eq!(
+        redis.score(&format!("vcon:{uuid}")).await,
+        Some(1_700_000_200)
+    );
 }
 
 async fn list_vcons_order_bounds_paging_and_bare_members(h: Arc<Harness>) {
@@ -405,9 +575,16 @@ async fn list_vcons_order_bounds_paging_and_bare_members(h: Arc<Harness>) {
     h.put_plain(ids[1], 200, &[]).await;
     h.put_plain(ids[2], 200, &[]).await;
     h.put_plain(ids[3], 300, &[]).await;
-    // A bare member written by the Python server is listed as is.
-    h.raw(&["ZADD", &h.keys.sorted_set("vcons"), "250", &id(4)])
-        .await;
+    match h.redis() {
+        // A bare member written by the Python server is listed as is.
+        Some(redis) => {
+            redis
+                .cmd(&["ZADD", &h.keys.sorted_set("vcons"), "250", &id(4)])
+                .await;
+        }
+        // Only the store writes the embedded store's index.
+        None => h.put_plain(ids[4], 250, &[]).await,
+    }
 
     let list = |since, until, offset, count| {
         let h = h.clone();
@@ -439,6 +616,10 @@ async fn list_vcons_order_bounds_paging_and_bare_members(h: Arc<Harness>) {
     assert!(list(None, None, 5, 2).await.is_empty());
     assert!(list(None, None, 0, 0).await.is_empty());
     assert!(list(Some(400), None, 0, 50).await.is_empty());
+    // A later put moves the score.
+    h.put_plain(ids[0], 400, &[]).await;
+    assert_eq!(list(Some(400), None, 0, 50).await, [id(0)]);
+    assert_eq!(list(None, Some(100), 0, 50).await, Vec::<String>::new());
 }
 
 async fn party_index_search_and_semantics(h: Arc<Harness>) {
@@ -480,37 +661,78 @@ async fn party_index_search_and_semantics(h: Arc<Harness>) {
     assert!(search(Some("+1 555 0100"), None, Some("")).await.is_empty());
     assert!(search(None, None, None).await.is_empty());
 
-    let set = h.keys.party(PartyField::Tel, "+1 555 0100");
-    let ttl = h.ttl(&set).await;
-    assert!((86_390..=86_400).contains(&ttl), "index ttl {ttl}");
+    if let Some(redis) = h.redis() {
+        let set = h.keys.party(PartyField::Tel, "+1 555 0100");
+        let ttl = redis.ttl(&set).await;
+        assert!((86_390..=86_400).contains(&ttl), "index ttl {ttl}");
+    }
+}
+
+async fn party_sets_expire_unless_an_addition_renews_them(h: Arc<Harness>) {
+    // `index_ttl` is 2 s here.
+    let ids = sorted_uuids(2);
+    let (a, b) = (ids[0], ids[1]);
+    let search = |tel: Option<&str>, name: Option<&str>| {
+        let h = h.clone();
+        let terms = SearchTerms {
+            tel: tel.map(str::to_owned),
+            name: name.map(str::to_owned),
+            ..SearchTerms::default()
+        };
+        async move { h.store.search(&terms).await.unwrap() }
+    };
+    h.put(a, "{}", 1, &parties(&["+1 555 0100"], &["Alice"]), &[])
+        .await;
+    sleep(1.0).await;
+    // Renews the tel set (its TTL, for every member), not Alice's name set.
+    h.put(b, "{}", 2, &parties(&["+1 555 0100"], &[]), &[])
+        .await;
+    sleep(1.5).await;
+    assert_eq!(
+        search(Some("+1 555 0100"), None).await,
+        [a.to_string(), b.to_string()]
+    );
+    assert!(search(None, Some("Alice")).await.is_empty());
+    sleep(1.0).await;
+    assert!(search(Some("+1 555 0100"), None).await.is_empty());
+    // The vCons themselves are not the index's.
+    assert!(h.has(a).await && h.has(b).await);
 }
 
 async fn enqueue_protocol_raises_the_pending_count(h: Arc<Harness>) {
     let ids = sorted_uuids(2);
     let (a, b) = (ids[0], ids[1]);
     h.put_plain(a, 1, &[]).await;
-    assert!(h.ttl(&h.keys.vcon(a)).await > 0);
+    if let Some(redis) = h.redis() {
+        assert!(redis.ttl(&h.keys.vcon(a)).await > 0);
+    }
 
     h.store.enqueue("calls", &[a, b]).await.unwrap();
-    // PERSIST: a queued vCon cannot expire.
-    assert_eq!(h.ttl(&h.keys.vcon(a)).await, -1);
-    assert_eq!(h.pending_count(a).await, Some(1));
-    assert_eq!(h.pending_count(b).await, Some(1));
-    let pending_ttl = h.ttl(&h.keys.pending(a)).await;
-    assert!(
-        (2_591_990..=2_592_000).contains(&pending_ttl),
-        "pending ttl {pending_ttl}"
-    );
+    if let Some(redis) = h.redis() {
+        // PERSIST: a queued vCon cannot expire.
+        assert_eq!(redis.ttl(&h.keys.vcon(a)).await, -1);
+        assert_eq!(redis.pending_count(a).await, Some(1));
+        assert_eq!(redis.pending_count(b).await, Some(1));
+        let pending_ttl = redis.ttl(&h.keys.pending(a)).await;
+        assert!(
+            (2_591_990..=2_592_000).contains(&pending_ttl),
+            "pending ttl {pending_ttl}"
+        );
+    }
 
     h.store.enqueue("calls", &[a]).await.unwrap();
-    assert_eq!(h.pending_count(a).await, Some(2));
+    if let Some(redis) = h.redis() {
+        assert_eq!(redis.pending_count(a).await, Some(2));
+    }
     assert_eq!(h.store.list_len("calls").await.unwrap(), 3);
-    let items = texts(h.raw(&["LRANGE", &h.keys.list("calls"), "0", "-1"]).await);
-    assert_eq!(items, [a.to_string(), b.to_string(), a.to_string()]);
 
     h.store.enqueue("calls", &[]).await.unwrap();
     assert_eq!(h.store.list_len("calls").await.unwrap(), 3);
     assert_eq!(h.store.list_len("nothing").await.unwrap(), 0);
+    assert_eq!(
+        h.store.pop_front("calls", 10).await.unwrap(),
+        [a.to_string(), b.to_string(), a.to_string()]
+    );
 }
 
 async fn pop_front_order_and_limit(h: Arc<Harness>) {
@@ -526,22 +748,26 @@ async fn pop_front_order_and_limit(h: Arc<Harness>) {
         [ids[2].to_string()]
     );
     assert!(h.store.pop_front("egress", 5).await.unwrap().is_empty());
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.list("egress")]).await,
-        Value::Int(0)
-    );
+    assert_eq!(h.store.list_len("egress").await.unwrap(), 0);
+    if let Some(redis) = h.redis() {
+        assert!(!redis.exists(&h.keys.list("egress")).await);
+    }
 }
 
 async fn dlq_items_and_reprocess(h: Arc<Harness>) {
     let ids = sorted_uuids(3);
     let id = |index: usize| ids[index].to_string();
+    // Three failed runs from `calls`: dead-lettered, with the DLQ's TTL and no pending count.
     for uuid in &ids {
-        h.put_plain(*uuid, 1, &[]).await;
+        h.put_plain(*uuid, 1, &["calls"]).await;
+        let taken = h.store.claim("calls", INSTANCE, Duration::ZERO).await;
+        assert_eq!(taken.unwrap(), Some(uuid.to_string()));
+        let item = uuid.to_string();
+        let finish = finish_of(&item, RunOutcome::Failed, h.settings.dlq_ttl);
+        h.store.finish(&finish).await.unwrap();
     }
     let waiting = Uuid::new_v4();
     h.store.enqueue("calls", &[waiting]).await.unwrap();
-    let dlq = h.keys.dlq("calls");
-    h.raw(&["RPUSH", &dlq, &id(0), &id(1), &id(2)]).await;
 
     assert_eq!(
         h.store.dlq_items("calls").await.unwrap(),
@@ -552,23 +778,43 @@ async fn dlq_items_and_reprocess(h: Arc<Harness>) {
     assert_eq!(h.store.dlq_reprocess("calls", 0).await.unwrap(), 0);
     assert_eq!(h.store.dlq_reprocess("calls", 2).await.unwrap(), 2);
     assert_eq!(h.store.dlq_items("calls").await.unwrap(), [id(2)]);
-    // Moved from the head of the DLQ to the tail of the list, after the pending bump.
-    let list = texts(h.raw(&["LRANGE", &h.keys.list("calls"), "0", "-1"]).await);
-    assert_eq!(list, [waiting.to_string(), id(0), id(1)]);
-    assert_eq!(h.pending_count(ids[0]).await, Some(1));
-    assert_eq!(h.ttl(&h.keys.vcon(ids[0])).await, -1);
-    assert_eq!(h.pending_count(ids[2]).await, None);
-    assert!(h.ttl(&h.keys.vcon(ids[2])).await > 0);
+    // The DLQ is the list `DLQ:calls`, as the list routes (`/vcon/count`, `/vcon/egress`) see it.
+    assert_eq!(h.store.list_len("DLQ:calls").await.unwrap(), 1);
+    if let Some(redis) = h.redis() {
+        // Moved from the head of the DLQ to the tail of the list, after the pending bump.
+        let list = redis.list_items(&h.keys.list("calls")).await;
+        assert_eq!(list, [waiting.to_string(), id(0), id(1)]);
+        assert_eq!(redis.pending_count(ids[0]).await, Some(1));
+        assert_eq!(redis.ttl(&h.keys.vcon(ids[0])).await, -1);
+        assert_eq!(redis.pending_count(ids[2]).await, None);
+        assert!(redis.ttl(&h.keys.vcon(ids[2])).await > 0);
+    }
 
     assert_eq!(h.store.dlq_reprocess("calls", 10).await.unwrap(), 1);
     assert_eq!(h.store.dlq_reprocess("calls", 10).await.unwrap(), 0);
     assert!(h.store.dlq_items("calls").await.unwrap().is_empty());
     assert_eq!(h.store.list_len("calls").await.unwrap(), 4);
+    assert_eq!(
+        h.store.pop_front("calls", 10).await.unwrap(),
+        [waiting.to_string(), id(0), id(1), id(2)]
+    );
 }
 
 async fn storage_dlq_items(h: Arc<Harness>) {
-    h.raw(&["RPUSH", &h.keys.storage_dlq("s3"), "a", "b"]).await;
-    assert_eq!(h.store.storage_dlq_items("s3").await.unwrap(), ["a", "b"]);
+    // Two runs whose write to `s3` was dead-lettered.
+    let failed = strings(&["s3"]);
+    let mut items = Vec::new();
+    for _ in 0..2 {
+        let item = claimed(&h).await;
+        let finish = Finish {
+            failed_storages: &failed,
+            ..finish_of(&item, RunOutcome::Processed, h.settings.dlq_ttl)
+        };
+        h.store.finish(&finish).await.unwrap();
+        items.push(item);
+    }
+    assert_eq!(h.store.storage_dlq_items("s3").await.unwrap(), items);
+    assert_eq!(h.store.list_len("DLQ:storage:s3").await.unwrap(), 2);
     assert!(h
         .store
         .storage_dlq_items("removed")
@@ -576,37 +822,52 @@ async fn storage_dlq_items(h: Arc<Harness>) {
         .unwrap()
         .is_empty());
     // Reading leaves the list as it was.
-    assert_eq!(h.store.storage_dlq_items("s3").await.unwrap(), ["a", "b"]);
+    assert_eq!(h.store.storage_dlq_items("s3").await.unwrap(), items);
 }
 
 async fn chain_status_numbers(h: Arc<Harness>) {
-    let k = &h.keys;
-    h.raw(&["RPUSH", &k.list("in1"), "a", "b", "c"]).await;
-    h.raw(&["RPUSH", &k.dlq("in1"), "d"]).await;
-    h.raw(&["RPUSH", &k.dlq("in2"), "e", "f"]).await;
-    h.raw(&["RPUSH", &k.list("out"), "g"]).await;
-    h.raw(&["RPUSH", &k.storage_dlq("pg"), "h", "i"]).await;
-    let stats = k.chain_stats("main");
-    h.raw(&["HINCRBY", &stats, "processed", "18"]).await;
-    h.raw(&["HINCRBY", &stats, "halted", "2"]).await;
-    // A live instance (heartbeat present) and a dead one (heartbeat expired).
-    h.raw(&["SADD", &k.instances(), "live", "dead"]).await;
-    h.raw(&["SET", &k.instance("live"), "{}", "EX", "30"]).await;
-    h.raw(&["RPUSH", &k.processing("in1", "live"), "x", "y"])
-        .await;
-    h.raw(&["RPUSH", &k.processing("in2", "live"), "z"]).await;
-    h.raw(&["RPUSH", &k.processing("other", "live"), "not this chain"])
-        .await;
-    h.raw(&[
-        "RPUSH",
-        &k.processing("in1", "dead"),
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-    ])
-    .await;
+    let claim = |list: &'static str, instance: &'static str, times: usize| {
+        let h = h.clone();
+        async move {
+            for _ in 0..times {
+                let taken = h.store.claim(list, instance, Duration::ZERO).await;
+                assert!(taken.unwrap().is_some(), "{list} is empty");
+            }
+        }
+    };
+    let fresh = |count: usize| (0..count).map(|_| Uuid::new_v4()).collect::<Vec<_>>();
+    // `in1` gets ten: two taken by a live instance, five by a dead one, three left.
+    h.store.enqueue("in1", &fresh(10)).await.unwrap();
+    h.store.register_instance("live", "{}", 30).await.unwrap();
+    claim("in1", "live", 2).await;
+    h.store.enqueue("in2", &fresh(1)).await.unwrap();
+    claim("in2", "live", 1).await;
+    h.store.enqueue("other", &fresh(1)).await.unwrap();
+    claim("other", "live", 1).await; // not this chain's
+    h.store.register_instance("dead", "{}", 30).await.unwrap();
+    claim("in1", "dead", 5).await;
+    h.store.deregister_instance("dead").await.unwrap(); // its heartbeat is gone
+    h.store.enqueue("out", &fresh(1)).await.unwrap();
+    // Runs of the chain: three failed (one from in1, two from in2), two halted, and eighteen
+    // processed, two of them with their write to `pg` dead-lettered.
+    let (pg, none): (&[String], &[String]) = (&strings(&["pg"]), &[]);
+    let runs: Vec<(&str, RunOutcome, &[String])> = [("in1", RunOutcome::Failed, none)]
+        .into_iter()
+        .chain([("in2", RunOutcome::Failed, none); 2])
+        .chain([("in1", RunOutcome::Halted, none); 2])
+        .chain([("in1", RunOutcome::Processed, pg); 2])
+        .chain([("in1", RunOutcome::Processed, none); 16])
+        .collect();
+    for (list, outcome, failed_storages) in runs {
+        let item = Uuid::new_v4().to_string();
+        let finish = Finish {
+            ingress_list: list,
+            instance_id: "finisher",
+            failed_storages,
+            ..finish_of(&item, outcome, 60)
+        };
+        h.store.finish(&finish).await.unwrap();
+    }
 
     let ingress = strings(&["in1", "in2"]);
     let egress = strings(&["out", "out2"]);
@@ -626,7 +887,7 @@ async fn chain_status_numbers(h: Arc<Harness>) {
             in_flight: 3,
             processed: 18,
             halted: 2,
-            failed: 0,
+            failed: 3,
             storage_dlq: vec![("s3".into(), 0), ("pg".into(), 2)],
         }
     );
@@ -650,13 +911,19 @@ async fn delete_cleans_the_indexes(h: Arc<Harness>) {
     h.put(uuid, "{}", 10, &who, &[]).await;
     let other = Uuid::new_v4();
     h.put(other, "{}", 20, &who, &[]).await;
-    h.raw(&["ZADD", &h.keys.sorted_set("vcons"), "5", &uuid.to_string()])
-        .await;
+    if let Some(redis) = h.redis() {
+        // Also a bare member of the same uuid, as the Python server writes it.
+        redis
+            .cmd(&["ZADD", &h.keys.sorted_set("vcons"), "5", &uuid.to_string()])
+            .await;
+    }
 
     h.store.delete_vcon(uuid, &who).await.unwrap();
     assert_eq!(h.store.get_vcon(uuid).await.unwrap(), None);
-    assert_eq!(h.score(&format!("vcon:{uuid}")).await, None);
-    assert_eq!(h.score(&uuid.to_string()).await, None);
+    if let Some(redis) = h.redis() {
+        assert_eq!(redis.score(&format!("vcon:{uuid}")).await, None);
+        assert_eq!(redis.score(&uuid.to_string()).await, None);
+    }
     let all = ListQuery {
         count: 50,
         ..ListQuery::default()
@@ -681,30 +948,29 @@ async fn index_all_rebuilds_from_the_keys(h: Arc<Harness>) {
     // 2023-11-14T22:13:20Z = 1_700_000_000
     let text_a = vcon_text(a, "2023-11-14T22:13:20Z", &[("+1 555 0100", "Alice")]);
     h.put(a, &text_a, 1, &PartyIndex::default(), &[]).await;
-    // Written by someone else (a Python server, a restore): only the key exists.
+    // Written without the indexes (by a Python server, a restore): only the vCon exists.
     let text_b = vcon_text(b, "2023-11-14T22:13:30Z", &[("+1 555 0100", "Bob")]);
-    h.raw(&["SET", &h.keys.vcon(b), &text_b]).await;
+    h.store.write_back(b, &text_b).await.unwrap();
     // Encrypted: keeps its existing score.
     let text_e = format!(r#"{{"uuid":"{encrypted}","ciphertext":"xyz","recipients":[{{}}]}}"#);
-    h.raw(&["SET", &h.keys.vcon(encrypted), &text_e]).await;
-    h.raw(&[
-        "ZADD",
-        &h.keys.sorted_set("vcons"),
-        "42",
-        &format!("vcon:{encrypted}"),
-    ])
-    .await;
-    // Not vCons: skipped.
-    h.raw(&["SET", &h.keys.vcon(Uuid::new_v4()), "not json"])
+    h.put(encrypted, &text_e, 42, &PartyIndex::default(), &[])
         .await;
-    h.raw(&["SET", &h.keys.vcon("not-a-uuid"), "{}"]).await;
+    // Not vCons: skipped.
+    h.store
+        .write_back(Uuid::new_v4(), "not json")
+        .await
+        .unwrap();
+    if let Some(redis) = h.redis() {
+        // A key no store writes: its name is not vcon:<uuid>.
+        redis.cmd(&["SET", &h.keys.vcon("not-a-uuid"), "{}"]).await;
+    }
     // Not `vcon:*` keys: never read.
     h.store.enqueue("calls", &[a]).await.unwrap();
 
     assert_eq!(h.store.index_all().await.unwrap(), 3);
-    assert_eq!(h.score(&format!("vcon:{a}")).await, Some(1_700_000_000));
-    assert_eq!(h.score(&format!("vcon:{b}")).await, Some(1_700_000_010));
-    assert_eq!(h.score(&format!("vcon:{encrypted}")).await, Some(42));
+    h.assert_score(a, 1_700_000_000..=1_700_000_000).await;
+    h.assert_score(b, 1_700_000_010..=1_700_000_010).await;
+    h.assert_score(encrypted, 42..=42).await;
     let terms = SearchTerms {
         tel: Some("+1 555 0100".into()),
         ..SearchTerms::default()
@@ -715,19 +981,15 @@ async fn index_all_rebuilds_from_the_keys(h: Arc<Harness>) {
     );
 
     // An encrypted vCon without a score gets one (the time of the walk).
-    h.raw(&[
-        "ZREM",
-        &h.keys.sorted_set("vcons"),
-        &format!("vcon:{encrypted}"),
-    ])
-    .await;
+    h.store
+        .delete_vcon(encrypted, &PartyIndex::default())
+        .await
+        .unwrap();
+    h.store.write_back(encrypted, &text_e).await.unwrap();
+    assert!(h.listed(42..=42).await.is_empty());
     assert_eq!(h.store.index_all().await.unwrap(), 3);
     let now = chrono::Utc::now().timestamp();
-    let score = h.score(&format!("vcon:{encrypted}")).await.unwrap();
-    assert!(
-        (now - 60..=now).contains(&score),
-        "score {score}, now {now}"
-    );
+    h.assert_score(encrypted, now - 60..=now).await;
     // The walk did not touch the values.
     assert_eq!(h.store.get_vcon(b).await.unwrap(), Some(text_b));
 }
@@ -750,10 +1012,11 @@ async fn get_vcons_order_with_misses(h: Arc<Harness>) {
 }
 
 async fn keys_carry_the_prefix(h: Arc<Harness>) {
+    let redis = h.raw();
     let uuid = Uuid::new_v4();
     h.put(uuid, "{}", 1, &parties(&["1"], &["n"]), &["calls"])
         .await;
-    let mut written = texts(h.raw(&["KEYS", &format!("{}*", h.keys.prefix())]).await);
+    let mut written = texts(redis.cmd(&["KEYS", &format!("{}*", h.keys.prefix())]).await);
     written.sort();
     let mut expected = vec![
         h.keys.vcon(uuid),
@@ -768,8 +1031,11 @@ async fn keys_carry_the_prefix(h: Arc<Harness>) {
 }
 
 async fn a_vcon_key_of_another_type_is_a_backend_error(h: Arc<Harness>) {
+    let redis = h.raw();
     let uuid = Uuid::new_v4();
-    h.raw(&["RPUSH", &h.keys.vcon(uuid), "not a vCon"]).await;
+    redis
+        .cmd(&["RPUSH", &h.keys.vcon(uuid), "not a vCon"])
+        .await;
     let error = h.store.get_vcon(uuid).await.unwrap_err();
     assert!(!error.is_unavailable(), "{error:?}");
     let error = h
@@ -1014,22 +1280,6 @@ async fn open_without_url_is_the_memory_store() {
 
 const INSTANCE: &str = "inst-1";
 
-/// `LRANGE key 0 -1`.
-async fn list_items(h: &Harness, key: &str) -> Vec<String> {
-    texts(h.raw(&["LRANGE", key, "0", "-1"]).await)
-}
-
-/// `HGETALL key` as sorted `(field, value)` pairs.
-async fn hash(h: &Harness, key: &str) -> Vec<(String, String)> {
-    let flat = texts(h.raw(&["HGETALL", key]).await);
-    let mut pairs: Vec<(String, String)> = flat
-        .chunks(2)
-        .map(|pair| (pair[0].clone(), pair[1].clone()))
-        .collect();
-    pairs.sort();
-    pairs
-}
-
 fn push(list: &str, enqueue: bool) -> Push {
     Push {
         list: list.to_owned(),
@@ -1070,20 +1320,23 @@ async fn claimed(h: &Harness) -> String {
 }
 
 async fn claim_moves_into_processing_and_takes_the_vcon_in_hand(h: Arc<Harness>) {
+    let redis = h.raw();
     let ids = sorted_uuids(2);
     let (a, b) = (ids[0], ids[1]);
     // A Python producer: a TTL on the vCon, a plain RPUSH, and a trace context.
     h.put_plain(a, 1, &[]).await;
-    assert!(h.ttl(&h.keys.vcon(a)).await > 0);
-    h.raw(&[
-        "RPUSH",
-        &h.keys.list("calls"),
-        &a.to_string(),
-        &b.to_string(),
-    ])
-    .await;
+    assert!(redis.ttl(&h.keys.vcon(a)).await > 0);
+    redis
+        .cmd(&[
+            "RPUSH",
+            &h.keys.list("calls"),
+            &a.to_string(),
+            &b.to_string(),
+        ])
+        .await;
     let context = h.keys.context("calls", a);
-    h.raw(&["RPUSH", &context, "{\"trace\":1}", "{\"trace\":2}"])
+    redis
+        .cmd(&["RPUSH", &context, "{\"trace\":1}", "{\"trace\":2}"])
         .await;
 
     let item = h
@@ -1092,19 +1345,60 @@ async fn claim_moves_into_processing_and_takes_the_vcon_in_hand(h: Arc<Harness>)
         .await
         .unwrap();
     assert_eq!(item, Some(a.to_string()));
-    assert_eq!(list_items(&h, &h.keys.list("calls")).await, [b.to_string()]);
+    assert_eq!(
+        redis.list_items(&h.keys.list("calls")).await,
+        [b.to_string()]
+    );
     let processing = h.keys.processing("calls", INSTANCE);
-    assert_eq!(list_items(&h, &processing).await, [a.to_string()]);
-    assert_eq!(h.ttl(&h.keys.vcon(a)).await, -1);
-    assert_eq!(list_items(&h, &context).await, ["{\"trace\":2}"]);
+    assert_eq!(redis.list_items(&processing).await, [a.to_string()]);
+    assert_eq!(redis.ttl(&h.keys.vcon(a)).await, -1);
+    assert_eq!(redis.list_items(&context).await, ["{\"trace\":2}"]);
 
     // Oldest first; a zero wait does not block.
     let item = h.store.claim("calls", INSTANCE, Duration::ZERO).await;
     assert_eq!(item.unwrap(), Some(b.to_string()));
     assert_eq!(
-        list_items(&h, &processing).await,
+        redis.list_items(&processing).await,
         [a.to_string(), b.to_string()]
     );
+    let started = Instant::now();
+    let item = h.store.claim("calls", INSTANCE, Duration::ZERO).await;
+    assert_eq!(item.unwrap(), None);
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+async fn claim_takes_the_oldest_into_the_processing_list(h: Arc<Harness>) {
+    let ids = sorted_uuids(2);
+    let (a, b) = (ids[0], ids[1]);
+    h.store.enqueue("calls", &[a, b]).await.unwrap();
+
+    let item = h
+        .store
+        .claim("calls", INSTANCE, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(item, Some(a.to_string()));
+    assert_eq!(h.store.list_len("calls").await.unwrap(), 1);
+    assert_eq!(
+        h.store.processing_items("calls", INSTANCE).await.unwrap(),
+        [a.to_string()]
+    );
+    // Another instance's processing list is its own.
+    assert!(h
+        .store
+        .processing_items("calls", "other")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Oldest first; a zero wait does not block.
+    let item = h.store.claim("calls", INSTANCE, Duration::ZERO).await;
+    assert_eq!(item.unwrap(), Some(b.to_string()));
+    assert_eq!(
+        h.store.processing_items("calls", INSTANCE).await.unwrap(),
+        [a.to_string(), b.to_string()]
+    );
+    assert_eq!(h.store.list_len("calls").await.unwrap(), 0);
     let started = Instant::now();
     let item = h.store.claim("calls", INSTANCE, Duration::ZERO).await;
     assert_eq!(item.unwrap(), None);
@@ -1124,11 +1418,15 @@ async fn claim_waits_then_returns_none(h: Arc<Harness>) {
         (Duration::from_millis(290)..Duration::from_secs(2)).contains(&waited),
         "waited {waited:?}"
     );
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.processing("calls", INSTANCE)])
-            .await,
-        Value::Int(0)
-    );
+    assert!(h
+        .store
+        .processing_items("calls", INSTANCE)
+        .await
+        .unwrap()
+        .is_empty());
+    if let Some(redis) = h.redis() {
+        assert!(!redis.exists(&h.keys.processing("calls", INSTANCE)).await);
+    }
 }
 
 async fn claim_wakes_when_an_item_is_pushed(h: Arc<Harness>) {
@@ -1165,8 +1463,10 @@ async fn write_back_replaces_the_text(h: Arc<Harness>) {
         h.store.get_vcon(uuid).await.unwrap().as_deref(),
         Some(r#"{"written":"back"}"#)
     );
-    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
-    assert_eq!(h.pending_count(uuid).await, Some(1));
+    if let Some(redis) = h.redis() {
+        assert_eq!(redis.ttl(&h.keys.vcon(uuid)).await, -1);
+        assert_eq!(redis.pending_count(uuid).await, Some(1));
+    }
 }
 
 async fn finish_processed_pushes_egress_and_routes_then_acknowledges(h: Arc<Harness>) {
@@ -1180,31 +1480,30 @@ async fn finish_processed_pushes_egress_and_routes_then_acknowledges(h: Arc<Harn
     };
     h.store.finish(&finish).await.unwrap();
 
+    let id = Uuid::parse_str(&uuid).unwrap();
+    if let Some(redis) = h.redis() {
+        // 1 (claimed) + 2 enqueued − 1 (this run): still held, so no TTL yet.
+        assert_eq!(redis.pending_count(id).await, Some(2));
+        assert_eq!(redis.ttl(&h.keys.vcon(id)).await, -1);
+    }
     for list in ["out", "next", "routed", "external"] {
         assert_eq!(
-            list_items(&h, &h.keys.list(list)).await,
+            h.store.pop_front(list, 10).await.unwrap(),
             [uuid.as_str()],
             "{list}"
         );
     }
-    let id = Uuid::parse_str(&uuid).unwrap();
-    // 1 (claimed) + 2 enqueued − 1 (this run): still held, so no TTL yet.
-    assert_eq!(h.pending_count(id).await, Some(2));
-    assert_eq!(h.ttl(&h.keys.vcon(id)).await, -1);
-    assert_eq!(
-        hash(&h, &h.keys.chain_stats("main")).await,
-        [("processed".to_owned(), "1".to_owned())]
-    );
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.processing("calls", INSTANCE)])
-            .await,
-        Value::Int(0)
-    );
+    h.assert_counters(1, 0, 0).await;
+    assert!(h
+        .store
+        .processing_items("calls", INSTANCE)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(h.store.dlq_items("calls").await.unwrap().is_empty());
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.egress_pending(id)]).await,
-        Value::Int(0)
-    );
+    // No egress-pending record.
+    let done = h.store.storage_dlq_done("s3", &uuid, true, &[]);
+    assert_eq!(done.await.unwrap(), EgressRelease::NoRecord);
 }
 
 async fn finish_failed_dead_letters_the_item(h: Arc<Harness>) {
@@ -1219,20 +1518,21 @@ async fn finish_failed_dead_letters_the_item(h: Arc<Harness>) {
 
     assert_eq!(h.store.dlq_items("calls").await.unwrap(), [uuid.as_str()]);
     assert_eq!(
-        list_items(&h, &h.keys.list("routed")).await,
+        h.store.pop_front("routed", 10).await.unwrap(),
         [uuid.as_str()]
     );
     let id = Uuid::parse_str(&uuid).unwrap();
-    let ttl = h.ttl(&h.keys.vcon(id)).await;
-    assert!((604_790..=604_800).contains(&ttl), "ttl {ttl}");
-    assert_eq!(h.pending_count(id).await, None);
-    assert_eq!(
-        hash(&h, &h.keys.chain_stats("main")).await,
-        [("failed".to_owned(), "1".to_owned())]
-    );
+    if let Some(redis) = h.redis() {
+        let ttl = redis.ttl(&h.keys.vcon(id)).await;
+        assert!((604_790..=604_800).contains(&ttl), "ttl {ttl}");
+        assert_eq!(redis.pending_count(id).await, None);
+    }
+    h.assert_counters(0, 0, 1).await;
     // Only this item left the processing list.
-    let processing = h.keys.processing("calls", INSTANCE);
-    assert_eq!(list_items(&h, &processing).await, [other]);
+    assert_eq!(
+        h.store.processing_items("calls", INSTANCE).await.unwrap(),
+        [other]
+    );
 }
 
 async fn finish_halted_and_missing_count_as_halted(h: Arc<Harness>) {
@@ -1244,8 +1544,11 @@ async fn finish_halted_and_missing_count_as_halted(h: Arc<Harness>) {
         ..finish_of(&halted, RunOutcome::Halted, 60)
     };
     h.store.finish(&finish).await.unwrap();
-    let ttl = h.ttl(&h.keys.vcon(Uuid::parse_str(&halted).unwrap())).await;
-    assert!((50..=60).contains(&ttl), "ttl {ttl}");
+    let halted_id = Uuid::parse_str(&halted).unwrap();
+    if let Some(redis) = h.redis() {
+        let ttl = redis.ttl(&h.keys.vcon(halted_id)).await;
+        assert!((50..=60).contains(&ttl), "ttl {ttl}");
+    }
 
     // Missing: deleted while queued; the TTL step only settles the count.
     let missing = claimed(&h).await;
@@ -1258,22 +1561,20 @@ async fn finish_halted_and_missing_count_as_halted(h: Arc<Harness>) {
         .finish(&finish_of(&missing, RunOutcome::Missing, 60))
         .await
         .unwrap();
-    assert_eq!(h.pending_count(missing_id).await, None);
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.vcon(missing_id)]).await,
-        Value::Int(0)
-    );
+    assert!(!h.has(missing_id).await);
+    if let Some(redis) = h.redis() {
+        assert_eq!(redis.pending_count(missing_id).await, None);
+        assert!(!redis.exists(&h.keys.vcon(missing_id)).await);
+    }
 
-    assert_eq!(
-        hash(&h, &h.keys.chain_stats("main")).await,
-        [("halted".to_owned(), "2".to_owned())]
-    );
+    h.assert_counters(0, 2, 0).await;
     assert!(h.store.dlq_items("calls").await.unwrap().is_empty());
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.processing("calls", INSTANCE)])
-            .await,
-        Value::Int(0)
-    );
+    assert!(h
+        .store
+        .processing_items("calls", INSTANCE)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn finish_with_a_dead_lettered_storage_holds_the_egress_back(h: Arc<Harness>) {
@@ -1302,24 +1603,23 @@ async fn finish_with_a_dead_lettered_storage_holds_the_egress_back(h: Arc<Harnes
     assert_eq!(h.store.list_len("next").await.unwrap(), 0);
     // Routes are not egress: they go at once.
     assert_eq!(h.store.list_len("routed").await.unwrap(), 1);
-    let record_key = h.keys.egress_pending(id);
-    let record = text(h.raw(&["GET", &record_key]).await).unwrap();
-    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
-    assert_eq!(
-        record,
-        serde_json::json!({"chain": "main", "egress_lists": ["out", "next"], "storages": ["s3", "pg"]})
-    );
-    let record_ttl = h.ttl(&record_key).await;
-    assert!(
-        (604_790..=604_800).contains(&record_ttl),
-        "ttl {record_ttl}"
-    );
-    let ttl = h.ttl(&h.keys.vcon(id)).await;
-    assert!((604_790..=604_800).contains(&ttl), "ttl {ttl}");
-    assert_eq!(
-        hash(&h, &h.keys.chain_stats("main")).await,
-        [("processed".to_owned(), "1".to_owned())]
-    );
+    if let Some(redis) = h.redis() {
+        let record_key = h.keys.egress_pending(id);
+        let record = text(redis.cmd(&["GET", &record_key]).await).unwrap();
+        let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+        assert_eq!(
+            record,
+            serde_json::json!({"chain": "main", "egress_lists": ["out", "next"], "storages": ["s3", "pg"]})
+        );
+        let record_ttl = redis.ttl(&record_key).await;
+        assert!(
+            (604_790..=604_800).contains(&record_ttl),
+            "ttl {record_ttl}"
+        );
+        let ttl = redis.ttl(&h.keys.vcon(id)).await;
+        assert!((604_790..=604_800).contains(&ttl), "ttl {ttl}");
+    }
+    h.assert_counters(1, 0, 0).await;
 
     // A chain without egress lists writes no record.
     let other = claimed(&h).await;
@@ -1328,15 +1628,20 @@ async fn finish_with_a_dead_lettered_storage_holds_the_egress_back(h: Arc<Harnes
         ..finish_of(&other, RunOutcome::Processed, h.settings.dlq_ttl)
     };
     h.store.finish(&finish).await.unwrap();
-    let other_record = h.keys.egress_pending(Uuid::parse_str(&other).unwrap());
-    assert_eq!(h.raw(&["EXISTS", &other_record]).await, Value::Int(0));
     assert_eq!(
         h.store.storage_dlq_items("s3").await.unwrap(),
-        [uuid, other]
+        [uuid.clone(), other.clone()]
     );
+    let done = h.store.storage_dlq_done("s3", &other, true, &[]);
+    assert_eq!(done.await.unwrap(), EgressRelease::NoRecord);
+    if let Some(redis) = h.redis() {
+        let other_record = h.keys.egress_pending(Uuid::parse_str(&other).unwrap());
+        assert!(!redis.exists(&other_record).await);
+    }
 }
 
 async fn egress_record_without_ttl_when_dlq_ttl_is_zero(h: Arc<Harness>) {
+    let redis = h.raw();
     let uuid = claimed(&h).await;
     let failed = strings(&["s3"]);
     let egress = [push("out", false)];
@@ -1347,8 +1652,8 @@ async fn egress_record_without_ttl_when_dlq_ttl_is_zero(h: Arc<Harness>) {
     };
     h.store.finish(&finish).await.unwrap();
     let id = Uuid::parse_str(&uuid).unwrap();
-    assert_eq!(h.ttl(&h.keys.egress_pending(id)).await, -1);
-    assert_eq!(h.ttl(&h.keys.vcon(id)).await, -1);
+    assert_eq!(redis.ttl(&h.keys.egress_pending(id)).await, -1);
+    assert_eq!(redis.ttl(&h.keys.vcon(id)).await, -1);
 }
 
 async fn ttl_step_keeps_the_longest_and_applies_it_at_the_last_run(h: Arc<Harness>) {
@@ -1365,35 +1670,37 @@ async fn ttl_step_keeps_the_longest_and_applies_it_at_the_last_run(h: Arc<Harnes
         .finish(&finish_of(&id, RunOutcome::Processed, 500))
         .await
         .unwrap();
-    // The other run still holds it: no TTL, the longest asked kept.
-    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
-    assert_eq!(
-        hash(&h, &h.keys.pending(uuid)).await,
-        [
-            ("count".to_owned(), "1".to_owned()),
-            ("ttl".to_owned(), "500".to_owned())
-        ]
-    );
+    if let Some(redis) = h.redis() {
+        // The other run still holds it: no TTL, the longest asked kept.
+        assert_eq!(redis.ttl(&h.keys.vcon(uuid)).await, -1);
+        assert_eq!(
+            redis.hash(&h.keys.pending(uuid)).await,
+            [
+                ("count".to_owned(), "1".to_owned()),
+                ("ttl".to_owned(), "500".to_owned())
+            ]
+        );
+    }
 
     let last = Finish {
         ingress_list: "archive",
         ..finish_of(&id, RunOutcome::Processed, 100)
     };
     h.store.finish(&last).await.unwrap();
-    let ttl = h.ttl(&h.keys.vcon(uuid)).await;
-    assert!((490..=500).contains(&ttl), "ttl {ttl}");
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.pending(uuid)]).await,
-        Value::Int(0)
-    );
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.processing("archive", INSTANCE)])
-            .await,
-        Value::Int(0)
-    );
+    if let Some(redis) = h.redis() {
+        let ttl = redis.ttl(&h.keys.vcon(uuid)).await;
+        assert!((490..=500).contains(&ttl), "ttl {ttl}");
+        assert!(!redis.exists(&h.keys.pending(uuid)).await);
+    }
+    assert!(h.has(uuid).await);
+    for list in ["calls", "archive"] {
+        let held = h.store.processing_items(list, INSTANCE).await.unwrap();
+        assert!(held.is_empty(), "{list}: {held:?}");
+    }
 }
 
 async fn ttl_step_zero_means_never(h: Arc<Harness>) {
+    let redis = h.raw();
     // "Never" asked first wins over a later TTL.
     let uuid = Uuid::new_v4();
     let id = uuid.to_string();
@@ -1406,8 +1713,8 @@ async fn ttl_step_zero_means_never(h: Arc<Harness>) {
         .finish(&finish_of(&id, RunOutcome::Processed, 100))
         .await
         .unwrap();
-    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
-    assert_eq!(h.pending_count(uuid).await, None);
+    assert_eq!(redis.ttl(&h.keys.vcon(uuid)).await, -1);
+    assert_eq!(redis.pending_count(uuid).await, None);
 
     // And asked last, over an earlier TTL.
     let uuid = Uuid::new_v4();
@@ -1421,11 +1728,12 @@ async fn ttl_step_zero_means_never(h: Arc<Harness>) {
         .finish(&finish_of(&id, RunOutcome::Processed, 0))
         .await
         .unwrap();
-    assert_eq!(h.ttl(&h.keys.vcon(uuid)).await, -1);
-    assert_eq!(h.pending_count(uuid).await, None);
+    assert_eq!(redis.ttl(&h.keys.vcon(uuid)).await, -1);
+    assert_eq!(redis.pending_count(uuid).await, None);
 }
 
 async fn ttl_step_for_a_vcon_without_a_pending_count(h: Arc<Harness>) {
+    let redis = h.raw();
     // A vCon a link created during the run: no count to decrement, the TTL applies at once.
     let created = Uuid::new_v4();
     h.put_plain(created, 1, &[]).await;
@@ -1436,17 +1744,18 @@ async fn ttl_step_for_a_vcon_without_a_pending_count(h: Arc<Harness>) {
         ..finish_of(&item, RunOutcome::Processed, 120)
     };
     h.store.finish(&finish).await.unwrap();
-    let ttl = h.ttl(&h.keys.vcon(created)).await;
+    let ttl = redis.ttl(&h.keys.vcon(created)).await;
     assert!((110..=120).contains(&ttl), "ttl {ttl}");
-    assert_eq!(h.pending_count(created).await, None);
+    assert_eq!(redis.pending_count(created).await, None);
     // Without the decrement a count held by queued runs stays, and only the TTL is kept.
     h.store.enqueue("calls", &[created]).await.unwrap();
     h.store.finish(&finish).await.unwrap();
-    assert_eq!(h.ttl(&h.keys.vcon(created)).await, -1);
-    assert_eq!(h.pending_count(created).await, Some(1));
+    assert_eq!(redis.ttl(&h.keys.vcon(created)).await, -1);
+    assert_eq!(redis.pending_count(created).await, Some(1));
 }
 
 async fn ttl_step_of_a_replaced_vcon_settles_the_one_taken(h: Arc<Harness>) {
+    let redis = h.raw();
     // A link replaced the vCon it took by one with another uuid: both get the TTL, and the
     // pending count of the one taken is released.
     let item = claimed(&h).await;
@@ -1461,10 +1770,77 @@ async fn ttl_step_of_a_replaced_vcon_settles_the_one_taken(h: Arc<Harness>) {
     };
     h.store.finish(&finish).await.unwrap();
     for uuid in [taken, created] {
-        let ttl = h.ttl(&h.keys.vcon(uuid)).await;
+        let ttl = redis.ttl(&h.keys.vcon(uuid)).await;
         assert!((110..=120).contains(&ttl), "{uuid}: ttl {ttl}");
-        assert_eq!(h.pending_count(uuid).await, None, "{uuid}");
+        assert_eq!(redis.pending_count(uuid).await, None, "{uuid}");
     }
+}
+
+async fn the_ttl_step_decides_when_a_vcon_expires(h: Arc<Harness>) {
+    // Two runs: the longest TTL asked (2 s) applies when the last one ends.
+    let both = Uuid::new_v4();
+    let both_id = both.to_string();
+    h.put_plain(both, 1, &["calls", "archive"]).await;
+    for list in ["calls", "archive"] {
+        let taken = h.store.claim(list, INSTANCE, Duration::ZERO).await;
+        assert_eq!(taken.unwrap(), Some(both_id.clone()));
+    }
+    h.store
+        .finish(&finish_of(&both_id, RunOutcome::Processed, 2))
+        .await
+        .unwrap();
+    let last = Finish {
+        ingress_list: "archive",
+        ..finish_of(&both_id, RunOutcome::Processed, 1)
+    };
+    h.store.finish(&last).await.unwrap();
+
+    // A link replaced the vCon it took: both get the TTL.
+    let item = claimed(&h).await;
+    let taken = Uuid::parse_str(&item).unwrap();
+    let replacement = Uuid::new_v4();
+    h.put_plain(replacement, 1, &[]).await;
+    let finish = Finish {
+        uuid: replacement,
+        decrement: false,
+        replaced: Some(taken),
+        ..finish_of(&item, RunOutcome::Processed, 1)
+    };
+    h.store.finish(&finish).await.unwrap();
+
+    // "Never" asked by one run wins over a TTL asked by the other.
+    let never = Uuid::new_v4();
+    let never_id = never.to_string();
+    h.put_plain(never, 1, &["later", "later"]).await;
+    for ttl in [0, 1] {
+        let finish = finish_of(&never_id, RunOutcome::Processed, ttl);
+        h.store.finish(&finish).await.unwrap();
+    }
+
+    // A vCon a link created holds no count: its TTL applies at once, unless queued runs hold
+    // it.
+    let (created, held) = (Uuid::new_v4(), Uuid::new_v4());
+    h.put_plain(created, 1, &[]).await;
+    h.put_plain(held, 1, &["later"]).await;
+    for uuid in [created, held] {
+        let finish = Finish {
+            uuid,
+            decrement: false,
+            ..finish_of(&item, RunOutcome::Processed, 1)
+        };
+        h.store.finish(&finish).await.unwrap();
+    }
+
+    sleep(1.5).await;
+    for uuid in [taken, replacement, created] {
+        assert!(!h.has(uuid).await, "{uuid} did not expire");
+    }
+    for uuid in [both, never, held] {
+        assert!(h.has(uuid).await, "{uuid} expired");
+    }
+    sleep(1.0).await;
+    assert!(!h.has(both).await);
+    assert!(h.has(never).await && h.has(held).await);
 }
 
 async fn a_held_item_is_returned_to_the_head_once(h: Arc<Harness>) {
@@ -1499,14 +1875,14 @@ async fn a_held_item_is_returned_to_the_head_once(h: Arc<Harness>) {
 
 async fn recover_moves_items_back_to_the_head_oldest_first(h: Arc<Harness>) {
     let dead = "dead-1";
-    let ids: Vec<String> = (0..4).map(|_| Uuid::new_v4().to_string()).collect();
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    let id = |index: usize| ids[index].to_string();
     h.store.register_instance(dead, "{}", 30).await.unwrap();
     h.store.note_consumed_list(dead, "calls").await.unwrap();
     h.store.note_consumed_list(dead, "archive").await.unwrap();
     h.store.note_consumed_list(dead, "empty").await.unwrap();
-    h.raw(&["RPUSH", &h.keys.list("calls"), &ids[0], &ids[1], &ids[2]])
-        .await;
-    h.raw(&["RPUSH", &h.keys.list("archive"), &ids[3]]).await;
+    h.store.enqueue("calls", &ids[0..3]).await.unwrap();
+    h.store.enqueue("archive", &ids[3..4]).await.unwrap();
     for _ in 0..2 {
         let taken = h.store.claim("calls", dead, Duration::ZERO).await;
         assert!(taken.unwrap().is_some());
@@ -1514,7 +1890,10 @@ async fn recover_moves_items_back_to_the_head_oldest_first(h: Arc<Harness>) {
     let taken = h.store.claim("archive", dead, Duration::ZERO).await;
     assert!(taken.unwrap().is_some());
     // Newer work arrived meanwhile.
-    h.raw(&["RPUSH", &h.keys.list("calls"), "newer"]).await;
+    h.store.enqueue("calls", &ids[4..5]).await.unwrap();
+    // Its heartbeat is gone.
+    h.store.deregister_instance(dead).await.unwrap();
+    assert_eq!(h.store.dead_instances("own").await.unwrap(), [dead]);
 
     let recovered = h.store.recover_instance(dead).await.unwrap();
     assert_eq!(
@@ -1525,38 +1904,44 @@ async fn recover_moves_items_back_to_the_head_oldest_first(h: Arc<Harness>) {
             ("empty".to_owned(), 0)
         ]
     );
-    assert_eq!(
-        list_items(&h, &h.keys.list("calls")).await,
-        [ids[0].as_str(), &ids[1], &ids[2], "newer"]
-    );
-    assert_eq!(
-        list_items(&h, &h.keys.list("archive")).await,
-        [ids[3].as_str()]
-    );
-    for key in [
-        h.keys.processing("calls", dead),
-        h.keys.processing("archive", dead),
-        h.keys.instance_lists(dead),
-    ] {
-        assert_eq!(h.raw(&["EXISTS", &key]).await, Value::Int(0), "{key}");
+    for list in ["calls", "archive"] {
+        let held = h.store.processing_items(list, dead).await.unwrap();
+        assert!(held.is_empty(), "{list}: {held:?}");
     }
-    assert!(texts(h.raw(&["SMEMBERS", &h.keys.instances()]).await).is_empty());
+    if let Some(redis) = h.redis() {
+        for key in [
+            h.keys.processing("calls", dead),
+            h.keys.processing("archive", dead),
+            h.keys.instance_lists(dead),
+        ] {
+            assert!(!redis.exists(&key).await, "{key}");
+        }
+        assert!(texts(redis.cmd(&["SMEMBERS", &h.keys.instances()]).await).is_empty());
+    }
+    // No longer registered.
+    assert!(h.store.dead_instances("own").await.unwrap().is_empty());
     // Recovering again (another instance got there first) finds nothing to do.
     assert!(h.store.recover_instance(dead).await.unwrap().is_empty());
+    assert_eq!(
+        h.store.pop_front("calls", 10).await.unwrap(),
+        [id(0), id(1), id(2), id(4)]
+    );
+    assert_eq!(h.store.pop_front("archive", 10).await.unwrap(), [id(3)]);
 }
 
 async fn dead_instances_are_those_without_a_heartbeat(h: Arc<Harness>) {
     h.store.register_instance("own", "{}", 30).await.unwrap();
     h.store.register_instance("live", "{}", 30).await.unwrap();
+    h.store.register_instance("ghost", "{}", 1).await.unwrap();
+    assert!(h.store.dead_instances("own").await.unwrap().is_empty());
     // Registered, then its heartbeat expired.
-    h.raw(&["SADD", &h.keys.instances(), "ghost"]).await;
+    sleep(1.3).await;
     assert_eq!(h.store.dead_instances("own").await.unwrap(), ["ghost"]);
 
     h.store.deregister_instance("live").await.unwrap();
-    assert_eq!(
-        h.raw(&["EXISTS", &h.keys.instance("live")]).await,
-        Value::Int(0)
-    );
+    if let Some(redis) = h.redis() {
+        assert!(!redis.exists(&h.keys.instance("live")).await);
+    }
     assert_eq!(
         h.store.dead_instances("own").await.unwrap(),
         ["ghost", "live"]
@@ -1573,30 +1958,40 @@ async fn heartbeat_registers_again_after_expiry(h: Arc<Harness>) {
     let info = r#"{"host":"h","pid":1,"version":"v","started_at":"2024-01-01T00:00:00Z"}"#;
     h.store.register_instance("i", info, 30).await.unwrap();
     let heartbeat = h.keys.instance("i");
-    assert_eq!(
-        text(h.raw(&["GET", &heartbeat]).await).as_deref(),
-        Some(info)
-    );
-    let ttl = h.ttl(&heartbeat).await;
-    assert!((29..=30).contains(&ttl), "ttl {ttl}");
+    if let Some(redis) = h.redis() {
+        assert_eq!(
+            text(redis.cmd(&["GET", &heartbeat]).await).as_deref(),
+            Some(info)
+        );
+        let ttl = redis.ttl(&heartbeat).await;
+        assert!((29..=30).contains(&ttl), "ttl {ttl}");
+    }
     assert!(h.store.heartbeat("i", info, 45).await.unwrap());
-    let ttl = h.ttl(&heartbeat).await;
-    assert!((44..=45).contains(&ttl), "ttl {ttl}");
+    if let Some(redis) = h.redis() {
+        let ttl = redis.ttl(&heartbeat).await;
+        assert!((44..=45).contains(&ttl), "ttl {ttl}");
+    }
 
-    // Considered dead and recovered by another instance meanwhile.
-    h.raw(&["DEL", &heartbeat]).await;
+    // Considered dead (its heartbeat gone) and recovered by another instance meanwhile.
+    h.store.deregister_instance("i").await.unwrap();
     h.store.recover_instance("i").await.unwrap();
+    assert!(h.store.dead_instances("own").await.unwrap().is_empty());
     assert!(!h.store.heartbeat("i", info, 30).await.unwrap());
-    assert_eq!(
-        text(h.raw(&["GET", &heartbeat]).await).as_deref(),
-        Some(info)
-    );
-    assert!(h.ttl(&heartbeat).await > 0);
-    assert_eq!(
-        texts(h.raw(&["SMEMBERS", &h.keys.instances()]).await),
-        ["i"]
-    );
+    if let Some(redis) = h.redis() {
+        assert_eq!(
+            text(redis.cmd(&["GET", &heartbeat]).await).as_deref(),
+            Some(info)
+        );
+        assert!(redis.ttl(&heartbeat).await > 0);
+        assert_eq!(
+            texts(redis.cmd(&["SMEMBERS", &h.keys.instances()]).await),
+            ["i"]
+        );
+    }
     assert!(h.store.heartbeat("i", info, 30).await.unwrap());
+    // Registered again: once its heartbeat goes, it is a dead instance to the others.
+    h.store.deregister_instance("i").await.unwrap();
+    assert_eq!(h.store.dead_instances("own").await.unwrap(), ["i"]);
 }
 
 async fn storage_dlq_done_releases_the_egress_after_the_last_storage(h: Arc<Harness>) {
@@ -1610,8 +2005,14 @@ async fn storage_dlq_done_releases_the_egress_after_the_last_storage(h: Arc<Harn
         ..finish_of(&uuid, RunOutcome::Processed, h.settings.dlq_ttl)
     };
     h.store.finish(&finish).await.unwrap();
-    let later = Uuid::new_v4().to_string();
-    h.raw(&["RPUSH", &h.keys.storage_dlq("s3"), &later]).await;
+    // A later run whose write to `s3` was dead-lettered too (its chain has no egress).
+    let later = claimed(&h).await;
+    let s3 = strings(&["s3"]);
+    let finish = Finish {
+        failed_storages: &s3,
+        ..finish_of(&later, RunOutcome::Processed, h.settings.dlq_ttl)
+    };
+    h.store.finish(&finish).await.unwrap();
 
     assert_eq!(
         h.store.storage_dlq_head("s3", 1).await.unwrap(),
@@ -1627,17 +2028,19 @@ async fn storage_dlq_done_releases_the_egress_after_the_last_storage(h: Arc<Harn
     let done = h.store.storage_dlq_done("s3", &uuid, true, &enqueue_lists);
     assert_eq!(done.await.unwrap(), EgressRelease::Waiting);
     assert_eq!(h.store.storage_dlq_items("s3").await.unwrap(), [later]);
-    let record_key = h.keys.egress_pending(id);
-    let record: serde_json::Value =
-        serde_json::from_str(&text(h.raw(&["GET", &record_key]).await).unwrap()).unwrap();
-    assert_eq!(record["storages"], serde_json::json!(["pg"]));
-    assert_eq!(record["egress_lists"], serde_json::json!(["out", "next"]));
-    assert_eq!(record["chain"], "main");
-    let record_ttl = h.ttl(&record_key).await;
-    assert!(
-        (604_790..=604_800).contains(&record_ttl),
-        "ttl {record_ttl}"
-    );
+    if let Some(redis) = h.redis() {
+        let record_key = h.keys.egress_pending(id);
+        let record: serde_json::Value =
+            serde_json::from_str(&text(redis.cmd(&["GET", &record_key]).await).unwrap()).unwrap();
+        assert_eq!(record["storages"], serde_json::json!(["pg"]));
+        assert_eq!(record["egress_lists"], serde_json::json!(["out", "next"]));
+        assert_eq!(record["chain"], "main");
+        let record_ttl = redis.ttl(&record_key).await;
+        assert!(
+            (604_790..=604_800).contains(&record_ttl),
+            "ttl {record_ttl}"
+        );
+    }
     assert_eq!(h.store.list_len("out").await.unwrap(), 0);
 
     let done = h.store.storage_dlq_done("pg", &uuid, true, &enqueue_lists);
@@ -1646,12 +2049,18 @@ async fn storage_dlq_done_releases_the_egress_after_the_last_storage(h: Arc<Harn
         EgressRelease::Released(strings(&["out", "next"]))
     );
     assert!(h.store.storage_dlq_items("pg").await.unwrap().is_empty());
-    assert_eq!(list_items(&h, &h.keys.list("out")).await, [uuid.as_str()]);
-    assert_eq!(list_items(&h, &h.keys.list("next")).await, [uuid.as_str()]);
-    // `next` is read by a chain: the enqueue protocol ran (the finish had settled the count).
-    assert_eq!(h.pending_count(id).await, Some(1));
-    assert_eq!(h.ttl(&h.keys.vcon(id)).await, -1);
-    assert_eq!(h.raw(&["EXISTS", &record_key]).await, Value::Int(0));
+    if let Some(redis) = h.redis() {
+        // `next` is read by a chain: the enqueue protocol ran (the finish had settled the
+        // count).
+        assert_eq!(redis.pending_count(id).await, Some(1));
+        assert_eq!(redis.ttl(&h.keys.vcon(id)).await, -1);
+        assert!(!redis.exists(&h.keys.egress_pending(id)).await);
+    }
+    assert_eq!(h.store.pop_front("out", 10).await.unwrap(), [uuid.as_str()]);
+    assert_eq!(
+        h.store.pop_front("next", 10).await.unwrap(),
+        [uuid.as_str()]
+    );
 
     // Nothing left to release.
     let done = h.store.storage_dlq_done("pg", &uuid, true, &enqueue_lists);
@@ -1671,9 +2080,18 @@ async fn storage_dlq_done_without_release_only_removes_the_entry(h: Arc<Harness>
     let done = h.store.storage_dlq_done("s3", &uuid, false, &[]);
     assert_eq!(done.await.unwrap(), EgressRelease::NoRecord);
     assert!(h.store.storage_dlq_items("s3").await.unwrap().is_empty());
-    let record_key = h.keys.egress_pending(Uuid::parse_str(&uuid).unwrap());
-    assert_eq!(h.raw(&["EXISTS", &record_key]).await, Value::Int(1));
+    if let Some(redis) = h.redis() {
+        let record_key = h.keys.egress_pending(Uuid::parse_str(&uuid).unwrap());
+        assert!(redis.exists(&record_key).await);
+    }
     assert_eq!(h.store.list_len("out").await.unwrap(), 0);
+    // The record is still there: a later success releases the egress.
+    let done = h.store.storage_dlq_done("s3", &uuid, true, &[]);
+    assert_eq!(
+        done.await.unwrap(),
+        EgressRelease::Released(strings(&["out"]))
+    );
+    assert_eq!(h.store.pop_front("out", 10).await.unwrap(), [uuid.as_str()]);
 }
 
 async fn blobs_with_and_without_ttl(h: Arc<Harness>) {
@@ -1684,15 +2102,19 @@ async fn blobs_with_and_without_ttl(h: Arc<Harness>) {
         Some(r#"{"a":1}"#)
     );
     let key = h.keys.blob(&name);
-    let ttl = h.ttl(&key).await;
-    assert!((50..=60).contains(&ttl), "ttl {ttl}");
-    assert_eq!(
-        h.raw(&["TYPE", &key]).await,
-        Value::SimpleString("string".into())
-    );
+    if let Some(redis) = h.redis() {
+        let ttl = redis.ttl(&key).await;
+        assert!((50..=60).contains(&ttl), "ttl {ttl}");
+        assert_eq!(
+            redis.cmd(&["TYPE", &key]).await,
+            Value::SimpleString("string".into())
+        );
+    }
 
     h.store.put_blob(&name, r#"{"a":2}"#, 0).await.unwrap();
-    assert_eq!(h.ttl(&key).await, -1);
+    if let Some(redis) = h.redis() {
+        assert_eq!(redis.ttl(&key).await, -1);
+    }
     assert_eq!(
         h.store.get_blob(&name).await.unwrap().as_deref(),
         Some(r#"{"a":2}"#)
@@ -1700,6 +2122,35 @@ async fn blobs_with_and_without_ttl(h: Arc<Harness>) {
     assert!(h.store.delete_blob(&name).await.unwrap());
     assert!(!h.store.delete_blob(&name).await.unwrap());
     assert_eq!(h.store.get_blob(&name).await.unwrap(), None);
+}
+
+async fn heartbeats_egress_records_and_blobs_expire(h: Arc<Harness>) {
+    // `dlq_ttl` is 1 s here.
+    h.store.register_instance("own", "{}", 30).await.unwrap();
+    h.store.register_instance("brief", "{}", 1).await.unwrap();
+    let name = format!("vcon_storage:{}", Uuid::new_v4());
+    h.store.put_blob(&name, "{}", 1).await.unwrap();
+    let uuid = claimed(&h).await;
+    let failed = strings(&["s3"]);
+    let egress = [push("out", false)];
+    let finish = Finish {
+        failed_storages: &failed,
+        egress: &egress,
+        ..finish_of(&uuid, RunOutcome::Processed, h.settings.dlq_ttl)
+    };
+    h.store.finish(&finish).await.unwrap();
+    assert!(h.store.dead_instances("own").await.unwrap().is_empty());
+
+    sleep(1.5).await;
+    assert_eq!(h.store.dead_instances("own").await.unwrap(), ["brief"]);
+    assert!(!h.store.heartbeat("brief", "{}", 30).await.unwrap());
+    assert_eq!(h.store.get_blob(&name).await.unwrap(), None);
+    // The record expired with the vCon: the egress is dropped, the entry still removed.
+    assert!(!h.has(Uuid::parse_str(&uuid).unwrap()).await);
+    let done = h.store.storage_dlq_done("s3", &uuid, true, &[]);
+    assert_eq!(done.await.unwrap(), EgressRelease::NoRecord);
+    assert!(h.store.storage_dlq_items("s3").await.unwrap().is_empty());
+    assert_eq!(h.store.list_len("out").await.unwrap(), 0);
 }
 
 #[tokio::test]
