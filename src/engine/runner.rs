@@ -166,12 +166,7 @@ impl Work for ChainRunner {
 
     fn run(self: Arc<Self>, claimed: Claimed) -> BoxFuture<()> {
         let list = self.chain.ingress_lists[claimed.source].clone();
-        let span = tracing::error_span!(
-            "run",
-            chain = %self.chain.name,
-            ingress_list = %list,
-            vcon_id = %claimed.item
-        );
+        let span = self.span(&list, &claimed);
         Box::pin(
             async move {
                 let started = Instant::now();
@@ -193,12 +188,7 @@ impl Work for ChainRunner {
 
     fn panicked(self: Arc<Self>, claimed: Claimed, message: String) -> BoxFuture<()> {
         let list = self.chain.ingress_lists[claimed.source].clone();
-        let span = tracing::error_span!(
-            "run",
-            chain = %self.chain.name,
-            ingress_list = %list,
-            vcon_id = %claimed.item
-        );
+        let span = self.span(&list, &claimed);
         Box::pin(
             async move {
                 tracing::error!(panic = %message, "a link panicked: the vCon goes to DLQ:{list}");
@@ -213,6 +203,16 @@ impl Work for ChainRunner {
 }
 
 impl ChainRunner {
+    /// The span of the run of `claimed`, taken from `list`.
+    fn span(&self, list: &str, claimed: &Claimed) -> tracing::Span {
+        tracing::error_span!(
+            "run",
+            chain = %self.chain.name,
+            ingress_list = %list,
+            vcon_id = %claimed.item
+        )
+    }
+
     async fn process(&self, claimed: &Claimed, list: &str) -> Ending {
         let Some(uuid) = vcon::parse_uuid(&claimed.item) else {
             tracing::warn!("not a vCon uuid: dropped from {list}");

@@ -9,43 +9,13 @@ use super::{Link, LinkModule};
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
 use crate::config::Module;
-use crate::modules::{build_options, check_options, BuildError, Kind, ModuleContext, Section};
+use crate::modules::{
+    build_options, check_options, module_kinds, BuildError, ModuleContext, Section,
+};
 
-macro_rules! link_kinds {
-    ($($(#[$doc:meta])* $kind:ident => $name:literal),* $(,)?) => {
-        /// A built-in link.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum LinkKind {
-            $($(#[$doc])* $kind,)*
-        }
-
-        impl LinkKind {
-            /// The names of the links of this build.
-            pub const NAMES: &'static [&'static str] = &[$($name),*];
-        }
-
-        impl Kind for LinkKind {
-            const SECTION: Section = Section::Link;
-            const ALL: &'static [LinkKind] = &[$(LinkKind::$kind),*];
-
-            fn name(self) -> &'static str {
-                match self {
-                    $(LinkKind::$kind => $name,)*
-                }
-            }
-
-            fn calls_network(self) -> bool {
-                self.calls_network()
-            }
-
-            fn check_options(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
-                self.check(options, at, problems)
-            }
-        }
-    };
-}
-
-link_kinds! {
+module_kinds! {
+    /// A built-in link.
+    LinkKind in Section::Link;
     /// `tag` (modules.md §3.1).
     Tag => "tag",
     /// `tag_router` (§3.2).
@@ -128,6 +98,7 @@ fn built<L: LinkModule>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::Kind;
 
     #[test]
     fn names_and_kinds_agree() {

@@ -249,6 +249,50 @@ pub trait Kind: Copy + Eq + fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// Declares a closed set of modules: the enum (one variant per module, with its name), its
+/// `NAMES`, and the items of [`Kind`] that follow from them. The enum's own `calls_network` and
+/// `check` (and `build`) are written by hand, one exhaustive `match` each.
+macro_rules! module_kinds {
+    ($(#[$meta:meta])* $enum:ident in $section:expr;
+     $($(#[$doc:meta])* $kind:ident => $name:literal),* $(,)?) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $enum {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl $enum {
+            /// The names of the modules of this build.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+        }
+
+        impl $crate::modules::Kind for $enum {
+            const SECTION: $crate::modules::Section = $section;
+            const ALL: &'static [$enum] = &[$($enum::$kind),*];
+
+            fn name(self) -> &'static str {
+                match self {
+                    $($enum::$kind => $name,)*
+                }
+            }
+
+            fn calls_network(self) -> bool {
+                self.calls_network()
+            }
+
+            fn check_options(
+                self,
+                options: &serde_json::Map<String, serde_json::Value>,
+                at: &$crate::config::path::YamlPath,
+                problems: &mut $crate::config::read::Problems,
+            ) {
+                self.check(options, at, problems)
+            }
+        }
+    };
+}
+pub(crate) use module_kinds;
+
 /// What an options struct is to the configuration.
 pub trait ModuleOptions: DeserializeOwned {
     /// Keys the Python module took that have no effect here, each with the reason: accepted

@@ -9,43 +9,13 @@ use super::{Storage, StorageModule};
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
 use crate::config::Module;
-use crate::modules::{build_options, check_options, BuildError, Kind, ModuleContext, Section};
+use crate::modules::{
+    build_options, check_options, module_kinds, BuildError, ModuleContext, Section,
+};
 
-macro_rules! storage_kinds {
-    ($($(#[$doc:meta])* $kind:ident => $name:literal),* $(,)?) => {
-        /// A built-in storage.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum StorageKind {
-            $($(#[$doc])* $kind,)*
-        }
-
-        impl StorageKind {
-            /// The names of the storages of this build.
-            pub const NAMES: &'static [&'static str] = &[$($name),*];
-        }
-
-        impl Kind for StorageKind {
-            const SECTION: Section = Section::Storage;
-            const ALL: &'static [StorageKind] = &[$(StorageKind::$kind),*];
-
-            fn name(self) -> &'static str {
-                match self {
-                    $(StorageKind::$kind => $name,)*
-                }
-            }
-
-            fn calls_network(self) -> bool {
-                self.calls_network()
-            }
-
-            fn check_options(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
-                self.check(options, at, problems)
-            }
-        }
-    };
-}
-
-storage_kinds! {
+module_kinds! {
+    /// A built-in storage.
+    StorageKind in Section::Storage;
     /// `file` (modules.md §4.1).
     File => "file",
     /// `redis_storage` (§4.5).
@@ -117,6 +87,7 @@ fn built<S: StorageModule>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::Kind;
 
     #[test]
     fn names_and_kinds_agree() {

@@ -21,6 +21,18 @@ fn conserver() -> Command {
     cmd
 }
 
+/// `conserver check-config --config <path>`, which must exit 1: what it printed on stderr.
+fn check_config_refuses(path: &std::path::Path) -> String {
+    let out = conserver()
+        .args(["check-config", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 #[test]
 fn check_config_summarises_a_valid_file() {
     let repo_config = concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml");
@@ -46,13 +58,7 @@ fn check_config_prints_every_problem_and_exits_1() {
         "chains:\n  main:\n    links: [nope]\n    ingress_lists: [in]\nlinks:\n  x:\n    module: links.custom_link_module\nstorage: {}\n",
     )
     .unwrap();
-    let out = conserver()
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = check_config_refuses(&path);
     for needle in [
         "chains.main.links[0]",
         "links.x.module",
@@ -68,13 +74,7 @@ fn check_config_applies_the_rule_of_serve_on_a_public_bind_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("open.yml");
     std::fs::write(&path, "api:\n  bind: 0.0.0.0:8000\n").unwrap();
-    let out = conserver()
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = check_config_refuses(&path);
     assert!(
         stderr.contains(
             "api.tokens: no API token is configured and the server listens on 0.0.0.0:8000"
@@ -221,13 +221,7 @@ followers:
 ",
     )
     .unwrap();
-    let out = conserver()
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = check_config_refuses(&path);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
         lines,

@@ -1754,11 +1754,10 @@ async fn ttl_step_for_a_vcon_without_a_pending_count(h: Arc<Harness>) {
     assert_eq!(redis.pending_count(created).await, Some(1));
 }
 
-async fn ttl_step_of_a_replaced_vcon_settles_the_one_taken(h: Arc<Harness>) {
-    let redis = h.raw();
-    // A link replaced the vCon it took by one with another uuid: both get the TTL, and the
-    // pending count of the one taken is released.
-    let item = claimed(&h).await;
+/// A run that took a vCon and ended with another one a link created (with `ttl`), finished:
+/// `(the uuid taken, the uuid created)`.
+async fn finish_a_replaced_run(h: &Harness, ttl: u64) -> (Uuid, Uuid) {
+    let item = claimed(h).await;
     let taken = Uuid::parse_str(&item).unwrap();
     let created = Uuid::new_v4();
     h.put_plain(created, 1, &[]).await;
@@ -1766,9 +1765,17 @@ async fn ttl_step_of_a_replaced_vcon_settles_the_one_taken(h: Arc<Harness>) {
         uuid: created,
         decrement: false,
         replaced: Some(taken),
-        ..finish_of(&item, RunOutcome::Processed, 120)
+        ..finish_of(&item, RunOutcome::Processed, ttl)
     };
     h.store.finish(&finish).await.unwrap();
+    (taken, created)
+}
+
+async fn ttl_step_of_a_replaced_vcon_settles_the_one_taken(h: Arc<Harness>) {
+    let redis = h.raw();
+    // A link replaced the vCon it took by one with another uuid: both get the TTL, and the
+    // pending count of the one taken is released.
+    let (taken, created) = finish_a_replaced_run(&h, 120).await;
     for uuid in [taken, created] {
         let ttl = redis.ttl(&h.keys.vcon(uuid)).await;
         assert!((110..=120).contains(&ttl), "{uuid}: ttl {ttl}");
@@ -1796,17 +1803,7 @@ async fn the_ttl_step_decides_when_a_vcon_expires(h: Arc<Harness>) {
     h.store.finish(&last).await.unwrap();
 
     // A link replaced the vCon it took: both get the TTL.
-    let item = claimed(&h).await;
-    let taken = Uuid::parse_str(&item).unwrap();
-    let replacement = Uuid::new_v4();
-    h.put_plain(replacement, 1, &[]).await;
-    let finish = Finish {
-        uuid: replacement,
-        decrement: false,
-        replaced: Some(taken),
-        ..finish_of(&item, RunOutcome::Processed, 1)
-    };
-    h.store.finish(&finish).await.unwrap();
+    let (taken, replacement) = finish_a_replaced_run(&h, 1).await;
 
     // "Never" asked by one run wins over a TTL asked by the other.
     let never = Uuid::new_v4();
@@ -1822,6 +1819,7 @@ async fn the_ttl_step_decides_when_a_vcon_expires(h: Arc<Harness>) {
     let (created, held) = (Uuid::new_v4(), Uuid::new_v4());
     h.put_plain(created, 1, &[]).await;
     h.put_plain(held, 1, &["later"]).await;
+    let item = taken.to_string();
     for uuid in [created, held] {
         let finish = Finish {
             uuid,
