@@ -33,6 +33,8 @@ pub struct Metrics {
     pub vcons_received: IntCounterVec,
     pub chain_runs: IntCounterVec,
     pub chain_duration: HistogramVec,
+    /// Chains started on this instance (a configuration that changes a chain starts it again).
+    pub chain_starts: IntCounterVec,
     pub vcons_in_flight: IntGaugeVec,
     pub link_runs: IntCounterVec,
     pub link_duration: HistogramVec,
@@ -134,6 +136,12 @@ impl Metrics {
                 &r,
                 "conserver_chain_duration_seconds",
                 "Time of a whole chain run, from take to acknowledgement",
+                &["chain"],
+            ),
+            chain_starts: counter(
+                &r,
+                "conserver_chain_starts_total",
+                "Chains started on this instance; a configuration change that alters a chain starts it again",
                 &["chain"],
             ),
             vcons_in_flight: gauge(
@@ -242,6 +250,7 @@ impl Metrics {
                     .remove_label_values(&[&chain, outcome.label()]);
             }
             let _ = self.chain_duration.remove_label_values(&[&chain]);
+            let _ = self.chain_starts.remove_label_values(&[&chain]);
             let _ = self.vcons_in_flight.remove_label_values(&[&chain]);
         }
         for (chain, list) in declared
@@ -274,6 +283,7 @@ impl Metrics {
                 self.chain_runs.with_label_values(&[chain, outcome.label()]);
             }
             self.chain_duration.with_label_values(&[chain]);
+            self.chain_starts.with_label_values(&[chain]);
             self.vcons_in_flight.with_label_values(&[chain]);
         }
         for (chain, list) in &next.received {

@@ -240,6 +240,10 @@ pub async fn reload(state: &AppState, why: &str) {
         return;
     };
     match state.prepare(Config::load(Some(&path), &state.env), ConfigSource::File) {
+        // The server's own write of POST /config, a comment edited, a file touched.
+        Ok((config, _)) if config == state.config().config => {
+            tracing::debug!(path = %path.display(), "{why}: the configuration is unchanged; nothing to apply");
+        }
         Ok((config, pipelines)) => {
             state.apply(config, pipelines).await;
             tracing::info!(path = %path.display(), "{why}: configuration reloaded");

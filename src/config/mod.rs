@@ -71,7 +71,7 @@ impl Env {
 }
 
 /// The compiled configuration: every default and environment override applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Store connection and key lifetimes.
     pub redis: RedisSettings,

@@ -22,8 +22,9 @@ use std::time::Duration;
 
 use conserver_actors::{ChainSpec, ChainState, Runtime, Sink};
 
-use crate::config::Config;
+use crate::config::{Chain, Config, Retry};
 use crate::metrics::Metrics;
+use crate::storages::Storage;
 use crate::store::Store;
 use held::Held;
 use observer::MetricsObserver;
@@ -34,14 +35,71 @@ use storage_phase::{StorageDelivery, StorageSink};
 /// Deliveries one storage handles at once on this instance.
 const STORAGE_CONCURRENCY: usize = 32;
 
+/// The sink of one storage instance, and what it was started for.
+#[derive(Clone)]
+struct SinkEntry {
+    name: String,
+    storage: Arc<dyn Storage>,
+    retry: Retry,
+    sink: StorageSink,
+}
+
+/// What a running chain is made of: a new configuration that gives a chain the same leaves
+/// it running.
+#[derive(Debug, PartialEq)]
+struct Definition {
+    chain: Chain,
+    /// The instances of its links, by address.
+    links: Vec<usize>,
+    /// Its sinks, by the address of their storage instance, with their retry policy.
+    sinks: Vec<(usize, Retry)>,
+    /// Every configured storage (the fallback reads), by name and address.
+    storages: Vec<(String, usize)>,
+    settings: RunSettings,
+}
+
+impl Definition {
+    fn of(
+        plan: &pipelines::ChainPlan,
+        sinks: &[SinkEntry],
+        pipelines: &Pipelines,
+        settings: &RunSettings,
+    ) -> Definition {
+        let address = |storage: &Arc<dyn Storage>| Arc::as_ptr(storage) as *const () as usize;
+        Definition {
+            chain: plan.chain.clone(),
+            links: plan
+                .links
+                .iter()
+                .map(|l| Arc::as_ptr(&l.link) as *const () as usize)
+                .collect(),
+            sinks: plan
+                .chain
+                .storages
+                .iter()
+                .filter_map(|name| sinks.iter().find(|entry| &entry.name == name))
+                .map(|entry| (address(&entry.storage), entry.retry.clone()))
+                .collect(),
+            storages: pipelines
+                .sinks
+                .iter()
+                .map(|(name, storage, _)| (name.clone(), address(storage)))
+                .collect(),
+            settings: settings.clone(),
+        }
+    }
+}
+
 /// The running engine of this instance.
 pub struct Engine {
     runtime: Runtime,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     instance_id: String,
-    /// Chains started by the last [`Engine::apply`].
-    running: Mutex<Vec<String>>,
+    /// The chains started by the last [`Engine::apply`], by what defines them.
+    running: Mutex<Vec<Definition>>,
+    /// The storage sinks of the configuration in force.
+    sinks: Mutex<Vec<SinkEntry>>,
     /// Every ingress list this instance has consumed (noted in the store for recovery).
     consumed: instance::ConsumedLists,
     /// What this instance runs, to tell stranded items from running ones.
@@ -101,6 +159,7 @@ impl Engine {
             metrics,
             instance_id: id,
             running: Mutex::new(Vec::new()),
+            sinks: Mutex::new(Vec::new()),
             consumed,
             held,
             background,
@@ -110,24 +169,13 @@ impl Engine {
     }
 
     /// Put `config` in force: chains added, changed (in-flight runs finish with the definition
-    /// they started with), disabled or removed (their in-flight runs finish). Every plan was
-    /// resolved when `pipelines` was built; this only starts them.
+    /// they started with), disabled or removed (their in-flight runs finish). A chain whose
+    /// definition did not change keeps running as it is, and a storage whose instance did not
+    /// change keeps its sink. Every plan was resolved when `pipelines` was built; this only
+    /// starts them.
     pub async fn apply(&self, config: &Config, pipelines: &Pipelines) {
         self.metrics.declare(config);
-        let sinks: Vec<(String, StorageSink)> = pipelines
-            .sinks
-            .iter()
-            .map(|(name, storage, retry)| {
-                let sink = Sink::start(
-                    name.clone(),
-                    Arc::new(StorageDelivery(storage.clone())),
-                    STORAGE_CONCURRENCY,
-                    crate::http::retry_policy(retry),
-                    Arc::new(MetricsObserver(self.metrics.clone())),
-                );
-                (name.clone(), sink)
-            })
-            .collect();
+        let sinks = self.sinks_for(pipelines);
         let enqueue_lists: Arc<HashSet<String>> = Arc::new(
             config
                 .chains
@@ -136,6 +184,15 @@ impl Engine {
                 .flat_map(|c| c.ingress_lists.iter().cloned())
                 .collect(),
         );
+        let settings = RunSettings {
+            vcon_ttl: config.redis.vcon_ttl,
+            dlq_ttl: config.redis.dlq_ttl,
+            storage_fallback: config.redis.storage_fallback,
+            parallel_storage: config.limits.parallel_storage,
+            enqueue_lists,
+        };
+        let previous: Vec<Definition> =
+            std::mem::take(&mut *self.running.lock().unwrap_or_else(|p| p.into_inner()));
         let mut started = Vec::new();
         for plan in pipelines
             .plans
@@ -143,11 +200,19 @@ impl Engine {
             .filter(|p| p.chain.enabled && !p.chain.ingress_lists.is_empty())
         {
             let chain = &plan.chain;
-            let chain_sinks = chain
+            let chain_sinks: Vec<(String, StorageSink)> = chain
                 .storages
                 .iter()
-                .filter_map(|name| sinks.iter().find(|(n, _)| n == name).cloned())
+                .filter_map(|name| {
+                    let entry = sinks.iter().find(|entry| &entry.name == name)?;
+                    Some((name.clone(), entry.sink.clone()))
+                })
                 .collect();
+            let definition = Definition::of(plan, &sinks, pipelines, &settings);
+            if previous.contains(&definition) {
+                started.push(definition);
+                continue;
+            }
             for list in &chain.ingress_lists {
                 self.consumed
                     .lock()
@@ -164,13 +229,7 @@ impl Engine {
                 storages: pipelines.storages.clone(),
                 store: self.store.clone(),
                 instance_id: self.instance_id.clone(),
-                settings: RunSettings {
-                    vcon_ttl: config.redis.vcon_ttl,
-                    dlq_ttl: config.redis.dlq_ttl,
-                    storage_fallback: config.redis.storage_fallback,
-                    parallel_storage: config.limits.parallel_storage,
-                    enqueue_lists: enqueue_lists.clone(),
-                },
+                settings: settings.clone(),
                 metrics: self.metrics.clone(),
                 held: self.held.clone(),
             };
@@ -180,22 +239,56 @@ impl Engine {
                 workers: chain.workers,
             };
             self.runtime.start_chain(spec, Arc::new(runner)).await;
-            started.push(chain.name.clone());
+            self.metrics
+                .chain_starts
+                .with_label_values(&[chain.name.as_str()])
+                .inc();
+            tracing::info!(chain = %chain.name, "chain started");
+            started.push(definition);
         }
-        let stopped: Vec<String> = {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            let stopped = running
-                .iter()
-                .filter(|name| !started.contains(name))
-                .cloned()
-                .collect();
-            *running = started;
-            stopped
-        };
+        let stopped: Vec<String> = previous
+            .iter()
+            .filter(|old| !started.iter().any(|new| new.chain.name == old.chain.name))
+            .map(|old| old.chain.name.clone())
+            .collect();
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = started;
+        *self.sinks.lock().unwrap_or_else(|p| p.into_inner()) = sinks;
         for name in stopped {
             tracing::info!(chain = %name, "chain stopped by the new configuration; its in-flight vCons finish");
             self.runtime.stop_chain(&name).await;
         }
+    }
+
+    /// The sinks of `pipelines`' storages: the running one of a storage whose instance and
+    /// retry policy did not change, a new one otherwise.
+    fn sinks_for(&self, pipelines: &Pipelines) -> Vec<SinkEntry> {
+        let running = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        pipelines
+            .sinks
+            .iter()
+            .map(|(name, storage, retry)| {
+                let kept = running.iter().find(|entry| {
+                    &entry.name == name
+                        && Arc::ptr_eq(&entry.storage, storage)
+                        && &entry.retry == retry
+                });
+                match kept {
+                    Some(entry) => entry.clone(),
+                    None => SinkEntry {
+                        name: name.clone(),
+                        storage: storage.clone(),
+                        retry: retry.clone(),
+                        sink: Sink::start(
+                            name.clone(),
+                            Arc::new(StorageDelivery(storage.clone())),
+                            STORAGE_CONCURRENCY,
+                            crate::http::retry_policy(retry),
+                            Arc::new(MetricsObserver(self.metrics.clone())),
+                        ),
+                    },
+                }
+            })
+            .collect()
     }
 
     /// The chains of this instance, for `/ready`.

@@ -37,7 +37,7 @@ pub struct Claimed {
 }
 
 /// Settings of a run that come from the `redis` and `limits` sections.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunSettings {
     pub vcon_ttl: u64,
     pub dlq_ttl: u64,

@@ -2,8 +2,6 @@
 //! `redis` is the production implementation, `memory` the embedded default with the same
 //! semantics; `keys` is the only place key names are made. One conformance suite
 //! (tests/integration/store_conformance.rs) runs against both.
-//!
-//! OWNER: store helper. The trait below is the interface the API uses; signatures are fixed.
 
 pub mod keys;
 pub mod memory;

@@ -369,3 +369,36 @@ async fn a_reloaded_file_that_opens_a_public_server_is_not_applied() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[actix_web::test]
+async fn a_posted_configuration_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, FILE).unwrap();
+    let state = common::file_state(&path, &[("HOOK_KEY", "k-123")]).await;
+    let app = common::service(&state).await;
+    let mut next = send(
+        &app,
+        as_token(TestRequest::get().uri("/config"), "first-token"),
+    )
+    .await
+    .json();
+    next["chains"]["main"]["workers"] = json!(2);
+    let reply = send(
+        &app,
+        as_token(
+            TestRequest::post().uri("/config").set_json(&next),
+            "first-token",
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    // The watcher then sees the file it wrote: the same configuration, not applied again.
+    conserver::server::reload(&state.state, "the config file changed").await;
+    let metrics = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert!(
+        metrics.contains(r#"conserver_config_reloads_total{outcome="applied"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(state.state.config().chains[0].workers, 2);
+}

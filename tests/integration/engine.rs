@@ -526,3 +526,97 @@ async fn every_configured_chain_link_and_storage_has_its_series_from_the_start()
     );
     common::delete_prefix(&prefix);
 }
+
+#[actix_web::test]
+async fn a_reload_restarts_only_the_chains_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let file = |tags: &str| {
+        format!(
+            "redis: {{url: '{}', key_prefix: '{prefix}'}}\nlinks:\n  tag: {{module: tag, options: {{tags: [{tags}]}}}}\n  later: {{module: expire_vcon}}\nchains:\n  tagged: {{links: [tag], ingress_lists: [a], egress_lists: [a_out]}}\n  other: {{links: [later], ingress_lists: [b], egress_lists: [b_out]}}\n",
+            common::redis_url()
+        )
+    };
+    std::fs::write(&path, file("x")).unwrap();
+    let state = common::file_state_on(&path, Backend::Redis, &prefix).await;
+    let app = common::service(&state).await;
+    let _engine = start_engine(&state).await;
+    let starts = |metrics: &str, chain: &str| {
+        series(
+            metrics,
+            &format!(r#"conserver_chain_starts_total{{chain="{chain}"}}"#),
+        )
+    };
+    let metrics = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert_eq!(
+        (starts(&metrics, "tagged"), starts(&metrics, "other")),
+        (Some(1.0), Some(1.0))
+    );
+
+    // The same file again (a SIGHUP, or the server's own write of POST /config): nothing
+    // is applied, nothing restarts.
+    conserver::server::reload(&state.state, "test").await;
+    let metrics = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert_eq!(
+        (starts(&metrics, "tagged"), starts(&metrics, "other")),
+        (Some(1.0), Some(1.0))
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            r#"conserver_config_reloads_total{outcome="applied"}"#
+        ),
+        None,
+        "{metrics}"
+    );
+
+    // One link changed: its chain restarts, the other keeps running.
+    std::fs::write(&path, file("y")).unwrap();
+    conserver::server::reload(&state.state, "test").await;
+    let metrics = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert_eq!(
+        (starts(&metrics, "tagged"), starts(&metrics, "other")),
+        (Some(2.0), Some(1.0))
+    );
+    // Both still work, the changed one with its new definition (a take the old generation
+    // had in progress at the change may still give it one item: it runs as it started).
+    send(
+        &app,
+        TestRequest::post()
+            .uri("/vcon?ingress_lists=b")
+            .set_payload(vcon_json(&uuid(600), "2026-01-01T00:00:00Z", json!([]))),
+    )
+    .await;
+    let mut tags = Vec::new();
+    for n in 0..3 {
+        let id = uuid(601 + n);
+        send(
+            &app,
+            TestRequest::post()
+                .uri("/vcon?ingress_lists=a")
+                .set_payload(vcon_json(&id, "2026-01-01T00:00:00Z", json!([]))),
+        )
+        .await;
+        eventually("the tagged chain ran", || {
+            llen(&format!("{prefix}a_out")) == n as u64 + 1
+        })
+        .await;
+        let tagged = send(&app, TestRequest::get().uri(&format!("/vcon/{id}")))
+            .await
+            .json();
+        tags.push(tagged["attachments"][0]["body"].clone());
+        if tags.last() == Some(&json!("[\"y:y\"]")) {
+            break;
+        }
+    }
+    assert!(
+        tags.len() <= 2,
+        "the new definition is in force at once: {tags:?}"
+    );
+    eventually("the other chain ran", || {
+        llen(&format!("{prefix}b_out")) == 1
+    })
+    .await;
+    common::delete_prefix(&prefix);
+}
