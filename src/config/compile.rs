@@ -158,6 +158,7 @@ pub fn compile(
     if !found.is_empty() {
         return Err(ConfigError::Invalid(found));
     }
+    let effective = environment::laid_over(&document, &environment::overrides(env));
     Ok(Config {
         redis: file.redis,
         api: file.api,
@@ -167,6 +168,7 @@ pub fn compile(
         chains,
         ingress_auth,
         document,
+        effective,
         path,
         warnings,
     })

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::path::YamlPath;
-use super::redact::{url_passwords, MASK};
+use super::redact::{url_secrets, MASK};
 
 /// A `"***"` with nothing to keep.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,7 @@ fn merge(
             }
         },
         Value::String(text) if text.contains(MASK) => match current {
-            Some(Value::String(kept)) if url_passwords(kept) == text => Value::String(kept.clone()),
+            Some(Value::String(kept)) if url_secrets(kept) == text => Value::String(kept.clone()),
             _ => Value::String(text),
         },
         Value::Array(items) => Value::Array(

@@ -87,9 +87,12 @@ pub struct Config {
     pub chains: Vec<Chain>,
     /// Ingress list → accepted keys, in file order.
     pub ingress_auth: Vec<(String, Vec<String>)>,
-    /// The document as written in the file (before interpolation), for `GET /config` and the
-    /// `"***"` rule of `POST /config`.
+    /// The document as written in the file (before interpolation): what `POST /config` writes.
     pub document: Value,
+    /// The document in force: the file's, with the settings environment variables override
+    /// set to their values (before interpolation, so references stay references). What
+    /// `GET /config` shows, redacted, and what a `"***"` of `POST /config` keeps.
+    pub effective: Value,
     /// The file it was loaded from, if any (`POST /config` writes there).
     pub path: Option<PathBuf>,
     /// Warnings found while compiling (logged at start and reload).
@@ -219,7 +222,7 @@ impl Config {
         current: &Config,
         env: &Env,
     ) -> Result<Config, ConfigError> {
-        let (merged, nothing_to_keep) = keep::keep_current(document, &current.document);
+        let (merged, nothing_to_keep) = keep::keep_current(document, &current.effective);
         let mut problems = Problems::new(None);
         for keep::NothingToKeep(path) in nothing_to_keep {
             problems.error(&path, "\"***\" keeps the current value, but the current configuration has none at this path");
@@ -232,9 +235,9 @@ impl Config {
         yaml::write(&self.document)
     }
 
-    /// The document with secrets redacted (api.md §5.22).
+    /// The configuration in force with secrets redacted (api.md §5.22).
     pub fn redacted(&self) -> Value {
-        redact::redact(&self.document)
+        redact::redact(&self.effective)
     }
 
     /// The enabled chain that reads `list`, if any.

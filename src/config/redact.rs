@@ -1,8 +1,14 @@
-//! The document `GET /config` shows (api.md §5.22): secrets replaced by `"***"`.
+//! Secrets out of sight: the one routine for every place a configuration value is shown —
+//! the document `GET /config` answers (api.md §5.22), `check-config`'s summary, log lines and
+//! errors. A value is a secret when its key names one (`password`, `token`, `api_key`, …; an
+//! `Authorization` header), when the module's options declare it one, when it is the password
+//! of a URL, or the value of a URL query parameter whose name names one (`?token=`,
+//! `?api_key=`, `?sig=`…). `${VAR}` references are shown: they name a secret without holding it.
 
 use serde_json::{Map, Value};
 
 use super::interpolate::is_single_reference;
+use crate::modules::{Kind, Resolved};
 
 /// What replaces a secret.
 pub const MASK: &str = "***";
@@ -29,10 +35,11 @@ pub fn redact(document: &Value) -> Value {
                     // Every ingress_auth value is an external-ingress key, whatever its list
                     // is called; even a `${VAR}` reference is hidden there (the rule of
                     // api.md §5.22 is stated without exception for this section).
-                    let shown = if key == "ingress_auth" {
-                        hidden(value)
-                    } else {
-                        member(key, value)
+                    let shown = match key.as_str() {
+                        "ingress_auth" => hidden(value),
+                        "links" => instances::<crate::links::LinkKind>(value),
+                        "storages" => instances::<crate::storages::StorageKind>(value),
+                        _ => member(key, value),
                     };
                     (key.clone(), shown)
                 })
@@ -40,6 +47,53 @@ pub fn redact(document: &Value) -> Value {
         ),
         other => open(other),
     }
+}
+
+/// The instances of a `links` or `storages` section: each module's declared secret options
+/// are masked as well as those whose name says secret.
+fn instances<K: Kind>(section: &Value) -> Value {
+    let Value::Object(entries) = section else {
+        return open(section);
+    };
+    let shown = entries.iter().map(|(name, entry)| {
+        let declared = entry
+            .get("module")
+            .and_then(Value::as_str)
+            .and_then(|module| match K::resolve(module) {
+                Resolved::Built(kind) => Some(kind.options().secrets),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let shown = match entry {
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(key, value)| {
+                        let shown = match (key.as_str(), value) {
+                            ("options", Value::Object(options)) => Value::Object(
+                                options
+                                    .iter()
+                                    .map(|(option, v)| {
+                                        let shown = if declared.contains(&option.as_str()) {
+                                            secret(v)
+                                        } else {
+                                            member(option, v)
+                                        };
+                                        (option.clone(), shown)
+                                    })
+                                    .collect(),
+                            ),
+                            _ => member(key, value),
+                        };
+                        (key.clone(), shown)
+                    })
+                    .collect(),
+            ),
+            other => open(other),
+        };
+        (name.clone(), shown)
+    });
+    Value::Object(shown.collect())
 }
 
 fn is_secret_key(key: &str) -> bool {
@@ -62,7 +116,7 @@ fn open(value: &Value) -> Value {
             Value::Object(map.iter().map(|(k, v)| (k.clone(), member(k, v))).collect())
         }
         Value::Array(items) => Value::Array(items.iter().map(open).collect()),
-        Value::String(text) => Value::String(url_passwords(text)),
+        Value::String(text) => Value::String(url_secrets(text)),
         scalar => scalar.clone(),
     }
 }
@@ -97,9 +151,76 @@ fn hidden(value: &Value) -> Value {
     }
 }
 
+/// Query parameter names that hold a secret (any case); a name containing one of
+/// [`SECRET_PARAMETER_WORDS`] does too.
+const SECRET_PARAMETERS: &[&str] = &["key", "apikey", "sig", "signature", "code"];
+
+/// Words that make a query parameter name a secret (`access_token`, `api_key`, `x-api-key`).
+const SECRET_PARAMETER_WORDS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api_key",
+    "signature",
+    "credential",
+];
+
+fn is_secret_parameter(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SECRET_PARAMETERS.contains(&lower.as_str())
+        || SECRET_PARAMETER_WORDS
+            .iter()
+            .any(|word| lower.contains(word))
+}
+
+/// `text` with every secret of the URLs in it replaced by `***`: the password of
+/// `scheme://user:password@host`, and the value of each query parameter whose name says
+/// secret. A `${VAR}` reference is kept, like a reference elsewhere.
+pub fn url_secrets(text: &str) -> String {
+    query_secrets(&url_passwords(text))
+}
+
+/// The values of secret query parameters in the URLs of `text`, masked.
+fn query_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(question) = rest.find('?') {
+        let before = &rest[..question];
+        // Only the query of a URL: something with `://` earlier on the same word.
+        let word_start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        out.push_str(&rest[..=question]);
+        let after = &rest[question + 1..];
+        if !before[word_start..].contains("://") {
+            rest = after;
+            continue;
+        }
+        let query_len = after
+            .find(|c: char| c == '#' || c.is_whitespace() || c == '"' || c == '\'' || c == ')')
+            .unwrap_or(after.len());
+        let shown: Vec<String> = after[..query_len]
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value))
+                    if is_secret_parameter(name)
+                        && !value.is_empty()
+                        && !is_single_reference(value) =>
+                {
+                    format!("{name}={MASK}")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&shown.join("&"));
+        rest = &after[query_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `text` with the password of every `scheme://user:password@host` URL in it replaced by
 /// `***`. A password that is a `${VAR}` reference is kept, like a reference elsewhere.
-pub fn url_passwords(text: &str) -> String {
+fn url_passwords(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
@@ -204,6 +325,53 @@ mod tests {
         assert_eq!(
             redact(&doc)["ingress_auth"],
             json!({"partner": "***", "support": ["***", "***"], "other": "***"})
+        );
+    }
+
+    #[test]
+    fn options_a_module_declares_secret_are_masked_whatever_their_name() {
+        let doc = json!({
+            "links": {"hook": {"module": "links.webhook", "options": {
+                "headers": {"X-Custom-Auth": "s3cr3t", "X-Ref": "${HOOK_SIG}"},
+                "webhook-urls": ["https://h/x"]
+            }}},
+            "storages": {"copy": {"module": "webhook", "options": {"headers": {"Cookie": "c=1"}}}}
+        });
+        let shown = redact(&doc);
+        assert_eq!(
+            shown["links"]["hook"]["options"],
+            json!({"headers": {"X-Custom-Auth": "***", "X-Ref": "${HOOK_SIG}"}, "webhook-urls": ["https://h/x"]})
+        );
+        assert_eq!(
+            shown["storages"]["copy"]["options"]["headers"]["Cookie"],
+            "***"
+        );
+    }
+
+    #[test]
+    fn secret_query_parameters_are_masked_in_urls() {
+        assert_eq!(
+            url_secrets("https://h/hook?token=abc&x=1&API_KEY=k2#frag"),
+            "https://h/hook?token=***&x=1&API_KEY=***#frag"
+        );
+        assert_eq!(
+            url_secrets("redis://u:pw@h:6379/0?password=p&db=1"),
+            "redis://u:***@h:6379/0?password=***&db=1"
+        );
+        assert_eq!(
+            url_secrets("see https://h/x?sig=s1&access_token=t and ?token=not-a-url"),
+            "see https://h/x?sig=***&access_token=*** and ?token=not-a-url"
+        );
+        assert_eq!(
+            url_secrets("https://h/x?apikey=${KEY}&signature="),
+            "https://h/x?apikey=${KEY}&signature="
+        );
+        assert_eq!(url_secrets("https://h/x?q=token"), "https://h/x?q=token");
+        let doc =
+            json!({"links": {"hook": {"options": {"webhook-urls": ["https://h/x?api_key=k"]}}}});
+        assert_eq!(
+            redact(&doc)["links"]["hook"]["options"]["webhook-urls"][0],
+            "https://h/x?api_key=***"
         );
     }
 

@@ -141,7 +141,7 @@ fn url_problem(url: &str) -> Option<String> {
         }
         "redis" | "rediss" => Some(format!(
             "Redis URL {:?} names no host",
-            super::redact::url_passwords(url)
+            super::redact::url_secrets(url)
         )),
         "unix" if rest.starts_with('/') => None,
         "unix" => Some(

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::redact::url_passwords;
+use super::redact::url_secrets;
 use super::Config;
 
 /// Store, API, counts, then each chain with its lists, links and storages, then warnings.
@@ -18,7 +18,7 @@ pub fn summary(config: &Config) -> String {
         None => "embedded in-memory store (no redis.url / REDIS_URL: nothing survives a restart)"
             .to_owned(),
         Some(url) => {
-            let mut kind = format!("Redis at {}", url_passwords(url));
+            let mut kind = format!("Redis at {}", url_secrets(url));
             if config.redis.json_module {
                 kind.push_str(" (RedisJSON)");
             }

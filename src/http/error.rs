@@ -1,12 +1,15 @@
 //! Why an outbound HTTP call failed, classified next to the client that raised it
 //! (modules.md §1.4): connection failures, timeouts, 408, 429 and 5xx are transient; any other
-//! status, TLS certificate errors and requests that cannot be built are permanent.
+//! status, TLS certificate errors and requests that cannot be built are permanent. The URL an
+//! error names has its secrets masked (`config::redact::url_secrets`): errors reach logs.
 
 use std::time::Duration;
 
 use conserver_actors::Retriable;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
+
+use crate::config::redact::url_secrets;
 
 /// The part of a failure's response body kept for logs (modules.md §3.8: first 1 KiB).
 pub const LOGGED_BODY_BYTES: usize = 1024;
@@ -56,8 +59,9 @@ pub enum HttpError {
 impl HttpError {
     /// A failure the HTTP client raised before a status was read (or while reading the body).
     pub fn from_client(url: &str, error: &reqwest::Error) -> HttpError {
-        let message = with_causes(error);
-        let url = url.to_owned();
+        // The client's own message may quote the URL: its secrets are masked there too.
+        let message = url_secrets(&with_causes(error));
+        let url = url_secrets(url);
         if error.is_timeout() {
             HttpError::Timeout { url, message }
         } else if message.to_ascii_lowercase().contains("certificate") {
@@ -82,7 +86,7 @@ impl HttpError {
             _ => None,
         };
         HttpError::Status {
-            url: url.to_owned(),
+            url: url_secrets(url),
             status,
             retry_after,
             body: logged_body(body),

@@ -2,16 +2,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use super::{delay, expire_vcon, http_link, jq_link, sampler, tag, tag_router, webhook};
 use super::{Link, LinkModule};
-use crate::config::path::YamlPath;
-use crate::config::read::Problems;
 use crate::config::Module;
-use crate::modules::{
-    build_options, check_options, module_kinds, BuildError, ModuleContext, Section,
-};
+use crate::modules::{build_options, module_kinds, BuildError, ModuleContext, OptionsOf, Section};
 
 module_kinds! {
     /// A built-in link.
@@ -49,22 +43,17 @@ impl LinkKind {
         }
     }
 
-    fn check(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
+    /// The options type of the module.
+    pub fn options(self) -> OptionsOf {
         match self {
-            LinkKind::Tag => check_options::<tag::TagOptions>(options, at, problems),
-            LinkKind::TagRouter => {
-                check_options::<tag_router::TagRouterOptions>(options, at, problems)
-            }
-            LinkKind::JqLink => check_options::<jq_link::JqLinkOptions>(options, at, problems),
-            LinkKind::Sampler => check_options::<sampler::SamplerOptions>(options, at, problems),
-            LinkKind::ExpireVcon => {
-                check_options::<expire_vcon::ExpireVconOptions>(options, at, problems)
-            }
-            LinkKind::Delay => check_options::<delay::DelayOptions>(options, at, problems),
-            LinkKind::Webhook => check_options::<webhook::WebhookOptions>(options, at, problems),
-            LinkKind::HttpLink => {
-                check_options::<http_link::HttpLinkOptions>(options, at, problems)
-            }
+            LinkKind::Tag => OptionsOf::of::<tag::TagOptions>(),
+            LinkKind::TagRouter => OptionsOf::of::<tag_router::TagRouterOptions>(),
+            LinkKind::JqLink => OptionsOf::of::<jq_link::JqLinkOptions>(),
+            LinkKind::Sampler => OptionsOf::of::<sampler::SamplerOptions>(),
+            LinkKind::ExpireVcon => OptionsOf::of::<expire_vcon::ExpireVconOptions>(),
+            LinkKind::Delay => OptionsOf::of::<delay::DelayOptions>(),
+            LinkKind::Webhook => OptionsOf::of::<webhook::WebhookOptions>(),
+            LinkKind::HttpLink => OptionsOf::of::<http_link::HttpLinkOptions>(),
         }
     }
 

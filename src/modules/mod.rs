@@ -228,9 +228,14 @@ pub trait Kind: Copy + Eq + fmt::Debug + Send + Sync + 'static {
     /// changes are written back as soon as it ran: a crash must not pay for the call twice).
     fn calls_network(self) -> bool;
 
+    /// What the configuration knows of the module's options.
+    fn options(self) -> OptionsOf;
+
     /// Read and check the instance's options at `at` (`links.x.options`), reporting every
     /// problem; what its build will read.
-    fn check_options(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems);
+    fn check_options(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
+        (self.options().check)(options, at, problems)
+    }
 
     /// The kind `written` names in this section (any accepted form, aliases included).
     fn resolve(written: &str) -> Resolved<Self> {
@@ -250,8 +255,8 @@ pub trait Kind: Copy + Eq + fmt::Debug + Send + Sync + 'static {
 }
 
 /// Declares a closed set of modules: the enum (one variant per module, with its name), its
-/// `NAMES`, and the items of [`Kind`] that follow from them. The enum's own `calls_network` and
-/// `check` (and `build`) are written by hand, one exhaustive `match` each.
+/// `NAMES`, and the items of [`Kind`] that follow from them. The enum's own `calls_network`,
+/// `options` and `build` are written by hand, one exhaustive `match` each.
 macro_rules! module_kinds {
     ($(#[$meta:meta])* $enum:ident in $section:expr;
      $($(#[$doc:meta])* $kind:ident => $name:literal),* $(,)?) => {
@@ -280,13 +285,8 @@ macro_rules! module_kinds {
                 self.calls_network()
             }
 
-            fn check_options(
-                self,
-                options: &serde_json::Map<String, serde_json::Value>,
-                at: &$crate::config::path::YamlPath,
-                problems: &mut $crate::config::read::Problems,
-            ) {
-                self.check(options, at, problems)
+            fn options(self) -> $crate::modules::OptionsOf {
+                self.options()
             }
         }
     };
@@ -299,10 +299,34 @@ pub trait ModuleOptions: DeserializeOwned {
     /// with a warning (modules.md §1.8).
     const IGNORED: &'static [(&'static str, &'static str)] = &[];
 
+    /// Options whose values are secrets whatever their name: masked wherever the
+    /// configuration is shown (`GET /config`, summaries), like the options whose name says
+    /// secret (`password`, `api_key`, …), which are masked anyway.
+    const SECRETS: &'static [&'static str] = &[];
+
     /// Problems the types of the options cannot express (one option given only with another,
     /// a range that depends on a mode…), and warnings about what they make the module do.
     fn check(&self, at: &YamlPath, problems: &mut Problems) {
         let _ = (at, problems);
+    }
+}
+
+/// A module's options type, as the configuration uses it: how to check an instance's options,
+/// and which of them are secrets.
+#[derive(Clone, Copy)]
+pub struct OptionsOf {
+    check: fn(&Map<String, Value>, &YamlPath, &mut Problems),
+    /// [`ModuleOptions::SECRETS`].
+    pub secrets: &'static [&'static str],
+}
+
+impl OptionsOf {
+    /// The options type `T`.
+    pub fn of<T: ModuleOptions>() -> OptionsOf {
+        OptionsOf {
+            check: check_options::<T>,
+            secrets: T::SECRETS,
+        }
     }
 }
 

@@ -2,16 +2,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use super::{file, redis_storage, webhook};
 use super::{Storage, StorageModule};
-use crate::config::path::YamlPath;
-use crate::config::read::Problems;
 use crate::config::Module;
-use crate::modules::{
-    build_options, check_options, module_kinds, BuildError, ModuleContext, Section,
-};
+use crate::modules::{build_options, module_kinds, BuildError, ModuleContext, OptionsOf, Section};
 
 module_kinds! {
     /// A built-in storage.
@@ -50,15 +44,12 @@ impl StorageKind {
         }
     }
 
-    fn check(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
+    /// The options type of the module.
+    pub fn options(self) -> OptionsOf {
         match self {
-            StorageKind::File => check_options::<file::FileOptions>(options, at, problems),
-            StorageKind::RedisStorage => {
-                check_options::<redis_storage::RedisStorageOptions>(options, at, problems)
-            }
-            StorageKind::Webhook => {
-                check_options::<webhook::WebhookStorageOptions>(options, at, problems)
-            }
+            StorageKind::File => OptionsOf::of::<file::FileOptions>(),
+            StorageKind::RedisStorage => OptionsOf::of::<redis_storage::RedisStorageOptions>(),
+            StorageKind::Webhook => OptionsOf::of::<webhook::WebhookStorageOptions>(),
         }
     }
 

@@ -63,6 +63,8 @@ fn halt_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<StatusCode,
 
 impl ModuleOptions for HttpLinkOptions {
     const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
+    /// Headers carry credentials under any name (`X-Auth`, `Cookie`, a signature).
+    const SECRETS: &'static [&'static str] = &["headers"];
 }
 
 /// The request method.
@@ -180,7 +182,7 @@ impl HttpLink {
         }
         if response.truncated {
             return Err(HttpError::Permanent {
-                url: self.url.to_string(),
+                url: crate::config::redact::url_secrets(self.url.as_str()),
                 message: format!(
                     "the answer is larger than limits.max_vcon_bytes ({} bytes)",
                     self.ingest.max_bytes

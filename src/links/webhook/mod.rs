@@ -46,6 +46,8 @@ fn default_fail_on_non_2xx() -> bool {
 
 impl ModuleOptions for WebhookOptions {
     const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
+    /// Headers carry credentials under any name (`X-Auth`, `Cookie`, a signature).
+    const SECRETS: &'static [&'static str] = &["headers"];
 
     fn check(&self, at: &YamlPath, problems: &mut Problems) {
         self.warn_without_urls(at, problems);
@@ -101,7 +103,7 @@ impl Targets {
             return Err(response.into_error(url));
         }
         tracing::warn!(
-            %url,
+            url = %crate::config::redact::url_secrets(url.as_str()),
             status = response.status.as_u16(),
             body = %http::logged_body(&response.body),
             "webhook answered a non-2xx status; ignored (fail_on_non_2xx: false)"

@@ -29,6 +29,7 @@ pub struct WebhookStorageOptions(WebhookOptions);
 
 impl ModuleOptions for WebhookStorageOptions {
     const IGNORED: &'static [(&'static str, &'static str)] = &[NAME_OPTION];
+    const SECRETS: &'static [&'static str] = WebhookOptions::SECRETS;
 
     fn check(&self, at: &YamlPath, problems: &mut Problems) {
         self.0.warn_without_urls(at, problems);
@@ -68,7 +69,10 @@ impl Storage for WebhookStorage {
                 .post_once(&self.http, url, body.clone())
                 .await
                 .map_err(|e| {
-                    let what = format!("webhook storage: the POST to {url} failed");
+                    let what = format!(
+                        "webhook storage: the POST to {} failed",
+                        crate::config::redact::url_secrets(url.as_str())
+                    );
                     if e.is_retriable() {
                         StorageError::transient(what, e)
                     } else {
