@@ -1,4 +1,4 @@
-//! The conformance corpus (../shared/corpus, described by its SOURCES.md): every file that
+//! The conformance corpus (tests/corpus, described by its SOURCES.md): every file that
 //! EXPECTED.json accepts is ingested and round-trips exactly; every file it rejects gives the
 //! 422 problems that name its reason.
 
@@ -12,11 +12,10 @@ use super::*;
 const SIGNED_UUID: &str = "019f15a6-a752-826f-b9a2-279e0d16bc46";
 
 fn corpus_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     assert!(
         dir.join("EXPECTED.json").is_file(),
-        "the conformance corpus is missing: expected {} with EXPECTED.json (the shared sample \
-         vCons sit next to the repository)",
+        "the conformance corpus is missing: expected {} with EXPECTED.json",
         dir.display()
     );
     dir

@@ -4,6 +4,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
+
 use crate::common;
 
 fn conserver() -> Command {
@@ -110,17 +112,27 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let http = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/health");
     let deadline = Instant::now() + Duration::from_secs(20);
-    let answer = loop {
-        if let Some(body) = http_get(port, "/api/health") {
-            break body;
+    let (status, body) = loop {
+        let answer = http.get(&url).send().and_then(|response| {
+            let status = response.status();
+            response.text().map(|body| (status, body))
+        });
+        if let Ok(answer) = answer {
+            break answer;
         }
         assert!(Instant::now() < deadline, "the server did not answer");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(
-        answer.contains("200 OK") && answer.contains("\"healthy\""),
-        "{answer}"
+        status == StatusCode::OK && body.contains("\"healthy\""),
+        "{status}: {body}"
     );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -177,21 +189,6 @@ fn serve_refuses_a_public_address_without_a_token() {
         ),
         "{stderr}"
     );
-}
-
-/// A minimal HTTP/1.1 GET, so the test needs no client library.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 #[test]

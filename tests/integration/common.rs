@@ -190,12 +190,13 @@ pub fn vcon_json(uuid: &str, created_at: &str, parties: Value) -> String {
     .to_string()
 }
 
-/// The directory of the shared sample vCons.
+/// The directory of the conformance corpus (tests/corpus: the sample vCons, EXPECTED.json
+/// and SOURCES.md).
 pub fn corpus_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     assert!(
         dir.join("EXPECTED.json").exists(),
-        "the sample vCons are expected at {} (the shared/ folder beside the repository)",
+        "the sample vCons are expected at {} with EXPECTED.json",
         dir.display()
     );
     dir

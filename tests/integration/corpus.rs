@@ -1,4 +1,4 @@
-//! The conformance corpus (../shared/corpus, EXPECTED.json): every valid vCon is accepted and
+//! The conformance corpus (tests/corpus, EXPECTED.json): every valid vCon is accepted and
 //! round-trips exactly through Redis; every invalid one gets a 422 naming the problem; none
 //! ever gets a 5xx.
 

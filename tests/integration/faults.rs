@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reqwest::header::CONTENT_TYPE;
+use reqwest::Method;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -395,6 +397,7 @@ struct Instance {
     port: u16,
     child: Child,
     log: PathBuf,
+    http: reqwest::blocking::Client,
 }
 
 impl Instance {
@@ -418,11 +421,20 @@ impl Instance {
             .stderr(output)
             .spawn()
             .expect("the conserver binary starts");
+        // No connection is kept idle: each request has one of its own, so none outlives a
+        // killed or frozen instance to be tried again.
+        let http = reqwest::blocking::Client::builder()
+            .pool_max_idle_per_host(0)
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client");
         let mut instance = Instance {
             id: id.to_owned(),
             port,
             child,
             log,
+            http,
         };
         instance.wait_ready();
         instance
@@ -431,7 +443,7 @@ impl Instance {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok((200, _)) = http(self.port, "GET", "/ready", None) {
+            if let Ok((200, _)) = self.request(Method::GET, "/ready", None) {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -497,7 +509,7 @@ impl Instance {
         let uuid = uuid::Uuid::new_v4().to_string();
         let body = common::vcon_json(&uuid, "2024-05-01T12:00:00Z", json!([]));
         let path = format!("/vcon?ingress_lists={INGRESS}");
-        matches!(http(self.port, "POST", &path, Some(&body)), Ok((201, _))).then_some(uuid)
+        matches!(self.request(Method::POST, &path, Some(body)), Ok((201, _))).then_some(uuid)
     }
 
     /// POST a fresh vCon to the ingress list; its uuid.
@@ -505,8 +517,9 @@ impl Instance {
         let uuid = uuid::Uuid::new_v4().to_string();
         let body = common::vcon_json(&uuid, "2024-05-01T12:00:00Z", json!([]));
         let path = format!("/vcon?ingress_lists={INGRESS}");
-        let (status, answer) = http(self.port, "POST", &path, Some(&body))
-            .unwrap_or_else(|e| panic!("POST /vcon to instance {}: {e}", self.id));
+        let (status, answer) = self
+            .request(Method::POST, &path, Some(body))
+            .unwrap_or_else(|e| panic!("POST /vcon to instance {}: {e:?}", self.id));
         assert_eq!(status, 201, "POST /vcon answered {status}: {answer}");
         uuid
     }
@@ -517,8 +530,9 @@ impl Instance {
 
     /// POST a route without a body and expect a 200 with a bare integer.
     fn post_for_count(&self, path: &str) -> u64 {
-        let (status, body) = http(self.port, "POST", path, None)
-            .unwrap_or_else(|e| panic!("POST {path} to instance {}: {e}", self.id));
+        let (status, body) = self
+            .request(Method::POST, path, None)
+            .unwrap_or_else(|e| panic!("POST {path} to instance {}: {e:?}", self.id));
         assert_eq!(status, 200, "POST {path} answered {status}: {body}");
         body.trim()
             .parse()
@@ -526,8 +540,8 @@ impl Instance {
     }
 
     fn status_of(&self, path: &str) -> (u16, String) {
-        http(self.port, "GET", path, None)
-            .unwrap_or_else(|e| panic!("GET {path} from instance {}: {e}", self.id))
+        self.request(Method::GET, path, None)
+            .unwrap_or_else(|e| panic!("GET {path} from instance {}: {e:?}", self.id))
     }
 
     /// The value of a sample in `/metrics`: the line of `metric` whose labels include all of
@@ -558,6 +572,24 @@ impl Instance {
         )
     }
 
+    /// One request to the instance (a JSON body when there is one): the status and the body.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> reqwest::Result<(u16, String)> {
+        let mut request = self
+            .http
+            .request(method, format!("http://127.0.0.1:{}{path}", self.port));
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = request.send()?;
+        let status = response.status().as_u16();
+        Ok((status, response.text()?))
+    }
+
     fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
@@ -575,56 +607,6 @@ impl Drop for Instance {
         // fail harmlessly.
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------- HTTP client
-
-/// One HTTP/1.1 request on a connection of its own: the status and the body.
-fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let bad = |why: &str| std::io::Error::other(format!("{why}: {text:?}"));
-    let (head, content) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| bad("no status"))?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let content = if chunked {
-        dechunk(content).ok_or_else(|| bad("bad chunked body"))?
-    } else {
-        content.to_owned()
-    };
-    Ok((status, content))
-}
-
-/// The body of a `Transfer-Encoding: chunked` response.
-fn dechunk(mut rest: &str) -> Option<String> {
-    let mut body = String::new();
-    loop {
-        let (size, after) = rest.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(body);
-        }
-        body.push_str(after.get(..size)?);
-        rest = after.get(size + 2..)?;
     }
 }
 

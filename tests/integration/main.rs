@@ -1,5 +1,6 @@
-//! The one integration-test binary: every module below talks to real services (Redis from
-//! `scripts/test`, or a server of the test's own) and to the app in process.
+//! The one integration-test binary: the modules below talk to real services (Redis from
+//! `scripts/test`, or a server of the test's own) and to the app in process; `standalone`
+//! checks that the repository's own files need nothing outside it.
 mod api_basics;
 mod api_config;
 mod api_queues;
@@ -11,5 +12,6 @@ mod engine;
 mod faults;
 mod links;
 mod outage;
+mod standalone;
 mod storages;
 mod store_conformance;
