@@ -26,8 +26,9 @@ pub enum ApiError {
     /// 404 with a route-specific message.
     #[error("{0}")]
     NotFound(String),
+    /// 405, with what the resource serves for `Allow`.
     #[error("Method Not Allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     #[error("Request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("Unsupported media type '{0}'; send application/json")]
@@ -69,7 +70,7 @@ impl ResponseError for ApiError {
             ApiError::MalformedJson { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -94,6 +95,10 @@ impl ResponseError for ApiError {
             }
             other => json!(other.to_string()),
         };
-        HttpResponse::build(self.status_code()).json(json!({ "detail": detail }))
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::MethodNotAllowed(allow) = self {
+            response.insert_header((actix_web::http::header::ALLOW, *allow));
+        }
+        response.json(json!({ "detail": detail }))
     }
 }

@@ -63,6 +63,7 @@ pub fn app(
                 Ok(response)
             }
         })
+        .wrap(actix_web::middleware::from_fn(head_as_get))
         .wrap(NormalizePath::trim())
         .wrap(cors)
         .wrap(
@@ -91,60 +92,82 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, role: Role) {
 
 /// What a worker serves: liveness, readiness and metrics.
 fn worker_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/health").route(web::get().to(health::health)))
-        .service(resource("/ready").route(web::get().to(health::ready)))
-        .service(resource("/metrics").route(web::get().to(metrics::metrics)));
+    cfg.service(resource("/health", "GET, HEAD").route(web::get().to(health::health)))
+        .service(resource("/ready", "GET, HEAD").route(web::get().to(health::ready)))
+        .service(resource("/metrics", "GET, HEAD").route(web::get().to(metrics::metrics)));
 }
 
 /// The route table. Literal paths come before `/vcon/{vcon_uuid}` so they are never read as
 /// a uuid.
 fn routes(cfg: &mut web::ServiceConfig) {
     worker_routes(cfg);
-    cfg.service(resource("/version").route(web::get().to(health::version)))
-        .service(resource("/openapi.json").route(web::get().to(openapi::openapi)))
-        .service(resource("/stats/queue").route(web::get().to(queues::queue_stats)))
+    cfg.service(resource("/version", "GET, HEAD").route(web::get().to(health::version)))
+        .service(resource("/openapi.json", "GET, HEAD").route(web::get().to(openapi::openapi)))
+        .service(resource("/stats/queue", "GET, HEAD").route(web::get().to(queues::queue_stats)))
         .service(
-            resource("/vcon")
+            resource("/vcon", "GET, HEAD, POST")
                 .route(web::get().to(vcon::list_vcons))
                 .route(web::post().to(vcon::post_vcon)),
         )
-        .service(resource("/vcon/egress").route(web::get().to(queues::pop_egress)))
-        .service(resource("/vcon/count").route(web::get().to(queues::count_egress)))
-        .service(resource("/vcon/ingress").route(web::post().to(queues::reingress)))
-        .service(resource("/vcon/external-ingress").route(web::post().to(vcon::external_ingress)))
+        .service(resource("/vcon/egress", "GET, HEAD").route(web::get().to(queues::pop_egress)))
+        .service(resource("/vcon/count", "GET, HEAD").route(web::get().to(queues::count_egress)))
+        .service(resource("/vcon/ingress", "POST").route(web::post().to(queues::reingress)))
         .service(
-            resource("/vcon/{vcon_uuid}")
+            resource("/vcon/external-ingress", "POST")
+                .route(web::post().to(vcon::external_ingress)),
+        )
+        .service(
+            resource("/vcon/{vcon_uuid}", "GET, HEAD, DELETE")
                 .route(web::get().to(vcon::get_vcon))
                 .route(web::delete().to(vcon::delete_vcon)),
         )
-        .service(resource("/vcons").route(web::get().to(vcon::get_vcons)))
-        .service(resource("/vcons/search").route(web::get().to(vcon::search_vcons)))
-        .service(resource("/chains").route(web::get().to(chains::chains)))
-        .service(resource("/dlq").route(web::get().to(dlq::list_dlq)))
-        .service(resource("/dlq/reprocess").route(web::post().to(dlq::reprocess_dlq)))
-        .service(resource("/dlq/storage").route(web::get().to(dlq::list_storage_dlq)))
+        .service(resource("/vcons", "GET, HEAD").route(web::get().to(vcon::get_vcons)))
+        .service(resource("/vcons/search", "GET, HEAD").route(web::get().to(vcon::search_vcons)))
+        .service(resource("/chains", "GET, HEAD").route(web::get().to(chains::chains)))
+        .service(resource("/dlq", "GET, HEAD").route(web::get().to(dlq::list_dlq)))
+        .service(resource("/dlq/reprocess", "POST").route(web::post().to(dlq::reprocess_dlq)))
+        .service(resource("/dlq/storage", "GET, HEAD").route(web::get().to(dlq::list_storage_dlq)))
         .service(
-            resource("/dlq/storage/reprocess").route(web::post().to(dlq::reprocess_storage_dlq)),
+            resource("/dlq/storage/reprocess", "POST")
+                .route(web::post().to(dlq::reprocess_storage_dlq)),
         )
         .service(
-            resource("/config")
+            resource("/config", "GET, HEAD, POST")
                 .route(web::get().to(config::get_config))
                 .route(web::post().to(config::post_config)),
         )
-        .service(resource("/index_vcons").route(web::get().to(index::index_vcons)));
+        .service(resource("/index_vcons", "GET, HEAD").route(web::get().to(index::index_vcons)));
 }
 
-/// A resource whose unknown methods answer 405 with a JSON body.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose other methods answer 405 with a JSON body and `Allow: <allow>` (what it
+/// serves; `HEAD` is served wherever `GET` is, see [`head_as_get`]).
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || method_not_allowed(allow)))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("Not Found".into()))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(allow))
+}
+
+/// `HEAD` is answered as `GET` is, without the body (what load balancers probe).
+async fn head_as_get<B: MessageBody + 'static>(
+    mut req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let head = req.method() == actix_web::http::Method::HEAD;
+    if head {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    let response = next.call(req).await?;
+    Ok(if head {
+        response.map_body(|_, _| actix_web::body::BoxBody::new(()))
+    } else {
+        response.map_into_boxed_body()
+    })
 }
 
 /// CORS as in the Python server: any method and header, credentials allowed; origins from

@@ -93,15 +93,18 @@ async fn unknown_paths_and_methods_answer_json_with_version_headers() {
         );
     }
     // A literal path with a method it does not have is a 405, never read as a uuid.
-    for (req, path) in [
-        (TestRequest::post(), "/vcon/egress"),
-        (TestRequest::delete(), "/vcon/count"),
-        (TestRequest::put(), "/vcon"),
-        (TestRequest::get(), "/vcon/ingress"),
+    // Its `Allow` says what the resource serves.
+    for (req, path, allow) in [
+        (TestRequest::post(), "/vcon/egress", "GET, HEAD"),
+        (TestRequest::delete(), "/vcon/count", "GET, HEAD"),
+        (TestRequest::put(), "/vcon", "GET, HEAD, POST"),
+        (TestRequest::get(), "/vcon/ingress", "POST"),
         (
             TestRequest::patch(),
             "/api/vcon/0191a3f4-5b6c-7d8e-9f00-112233445566",
+            "GET, HEAD, DELETE",
         ),
+        (TestRequest::put(), "/api/health", "GET, HEAD"),
     ] {
         let reply = send(
             &app,
@@ -111,8 +114,54 @@ async fn unknown_paths_and_methods_answer_json_with_version_headers() {
         .await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
         assert_eq!(reply.json(), json!({"detail": "Method Not Allowed"}));
+        assert_eq!(reply.header("allow"), allow, "{path}");
         assert!(reply.headers.contains_key("x-vcon-server-version"));
     }
+}
+
+#[actix_web::test]
+async fn head_is_answered_like_get_without_a_body() {
+    let state = common::state(CONFIG, Backend::Memory).await;
+    let app = common::service(&state).await;
+    for path in [
+        "/health",
+        "/api/health",
+        "/api/ready",
+        "/version",
+        "/metrics",
+    ] {
+        let got = send(&app, get(path)).await;
+        let head = send(
+            &app,
+            TestRequest::default()
+                .method(actix_web::http::Method::HEAD)
+                .uri(path),
+        )
+        .await;
+        assert_eq!(head.status, got.status, "{path}");
+        assert_eq!(
+            head.header("content-type"),
+            got.header("content-type"),
+            "{path}"
+        );
+        assert!(head.text().is_empty(), "{path}: {}", head.text());
+        assert!(!got.text().is_empty(), "{path}");
+    }
+    // A token route still needs its token; an unknown vCon is still a 404.
+    let head = |uri: &str| {
+        TestRequest::default()
+            .method(actix_web::http::Method::HEAD)
+            .uri(uri)
+    };
+    assert_eq!(
+        send(&app, head("/api/chains")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let missing = head("/vcon/0191a3f4-5b6c-7d8e-9f00-112233445566")
+        .insert_header(("x-conserver-api-token", TOKEN));
+    let reply = send(&app, missing).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(reply.text().is_empty());
 }
 
 #[actix_web::test]
