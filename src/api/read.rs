@@ -1,11 +1,12 @@
 //! Reading vCons for the API (api.md §4 "Reading a vCon"): Redis first in one round trip; the
-//! misses from the configured storages in `storages:` order, re-cached and re-indexed.
+//! misses from the configured storages in `storages:` order, re-cached and re-indexed. A
+//! stored value that is not a JSON object is no vCon: logged, and read as missing.
 
 use uuid::Uuid;
 
 use super::state::{AppState, Live};
 use crate::store::{self, StoreError};
-use crate::vcon::Document;
+use crate::vcon::{self, Document};
 
 /// Whether a vCon found in a storage is written back to the cache.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,15 @@ pub async fn read_vcons(
     recache: Recache,
 ) -> Result<Vec<Option<String>>, StoreError> {
     let mut found = state.store.get_vcons(uuids).await?;
+    for (uuid, slot) in uuids.iter().zip(found.iter_mut()) {
+        if slot
+            .as_deref()
+            .is_some_and(|text| !vcon::is_json_object(text))
+        {
+            tracing::warn!(vcon_id = %uuid, "the stored value of vcon:{uuid} is not a JSON object; treated as missing");
+            *slot = None;
+        }
+    }
     if !live.redis.storage_fallback {
         return Ok(found);
     }

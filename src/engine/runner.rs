@@ -338,10 +338,13 @@ impl ChainRunner {
             )
             .await
             .map_err(RunError::Load)?;
-        if let Some(text) = cached {
-            return Document::from_stored(uuid, text)
-                .map(Some)
-                .map_err(RunError::Unreadable);
+        match cached.map(|text| Document::from_stored(uuid, text)) {
+            Some(Ok(doc)) => return Ok(Some(doc)),
+            // Not a vCon, whatever left it there: missing, so the storages are asked.
+            Some(Err(error)) => {
+                tracing::warn!(error = %report(&error), "the stored value is not a vCon; treated as missing")
+            }
+            None => {}
         }
         if !self.settings.storage_fallback {
             return Ok(None);

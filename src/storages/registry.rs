@@ -84,7 +84,7 @@ impl Storages {
                 continue;
             };
             match entry.storage.get(uuid).await {
-                Ok(Some(text)) if is_json_object(&text) => {
+                Ok(Some(text)) if crate::vcon::is_json_object(&text) => {
                     tracing::debug!(storage = name, %uuid, "vCon read back from a storage");
                     return Some((name.to_owned(), text));
                 }
@@ -113,12 +113,6 @@ impl Storages {
             }
         }
     }
-}
-
-/// Whether `text` is a JSON object (what may be re-cached as a vCon).
-fn is_json_object(text: &str) -> bool {
-    text.trim_start().starts_with('{')
-        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 #[cfg(test)]

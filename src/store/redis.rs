@@ -462,13 +462,14 @@ impl RedisStore {
             for (index, reply) in retry.into_iter().zip(replies) {
                 match reply {
                     Read::Value(value) => values[index] = value,
-                    Read::WrongType(source) => {
-                        return Err(StoreError::WrongType {
-                            operation,
-                            key: keys[index].clone(),
-                            source,
-                        })
-                    }
+                    // Another tool's value under a vCon key: missing as far as a reader is
+                    // concerned (the storages are asked), never a failure of the others read
+                    // with it.
+                    Read::WrongType(source) => tracing::warn!(
+                        key = %keys[index],
+                        error = %source,
+                        "{operation}: the value is neither a string nor a RedisJSON document; treated as missing"
+                    ),
                 }
             }
         }
@@ -535,7 +536,12 @@ impl Read {
             Value::Nil => Ok(Read::Value(None)),
             Value::BulkString(bytes) => Ok(Read::Value(Some(bytes))),
             Value::SimpleString(text) => Ok(Read::Value(Some(text.into_bytes()))),
-            Value::ServerError(error) if error.code() == "WRONGTYPE" => {
+            // A key of another type, or (without the RedisJSON module) `JSON.GET` unknown:
+            // either way not a value of this form.
+            Value::ServerError(error)
+                if error.code() == "WRONGTYPE"
+                    || format!("{error:?}").contains("unknown command") =>
+            {
                 Ok(Read::WrongType(RedisError::from(error)))
             }
             Value::ServerError(error) => Err(classify(operation, RedisError::from(error))),
@@ -661,6 +667,16 @@ fn parse<T: FromRedisValue>(operation: &'static str, reply: Option<Value>) -> St
     })
 }
 
+/// A vCon's text from a reply; bytes that are not text are logged with their key and read as
+/// missing (a vCon is JSON text; whatever wrote those bytes, they are no vCon).
+fn text_or_missing(operation: &'static str, key: &str, bytes: Vec<u8>) -> Option<String> {
+    String::from_utf8(bytes)
+        .map_err(|error| {
+            tracing::warn!(key, %error, "{operation}: the value is not UTF-8 text; treated as missing")
+        })
+        .ok()
+}
+
 /// Text from a reply; vCons are JSON, so anything else is a backend fault.
 fn utf8(operation: &'static str, key: &str, bytes: Vec<u8>) -> StoreResult<String> {
     String::from_utf8(bytes).map_err(|source| StoreError::NotText {
@@ -721,7 +737,7 @@ impl Store for RedisStore {
             .await?
             .pop()
             .flatten();
-        value.map(|bytes| utf8("get_vcon", &key, bytes)).transpose()
+        Ok(value.and_then(|bytes| text_or_missing("get_vcon", &key, bytes)))
     }
 
     async fn get_vcons(&self, uuids: &[Uuid]) -> StoreResult<Vec<Option<String>>> {
@@ -730,10 +746,11 @@ impl Store for RedisStore {
         }
         let keys: Vec<String> = uuids.iter().map(|uuid| self.keys.vcon(*uuid)).collect();
         let values = self.read_values("get_vcons", &keys).await?;
-        keys.iter()
+        Ok(keys
+            .iter()
             .zip(values)
-            .map(|(key, value)| value.map(|bytes| utf8("get_vcons", key, bytes)).transpose())
-            .collect()
+            .map(|(key, value)| value.and_then(|bytes| text_or_missing("get_vcons", key, bytes)))
+            .collect())
     }
 
     async fn delete_vcon(&self, uuid: Uuid, parties: &PartyIndex) -> StoreResult<()> {

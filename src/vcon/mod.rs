@@ -293,6 +293,13 @@ pub struct Described {
     pub parties: PartyIndex,
 }
 
+/// Whether a stored text is a JSON object: what may be served or processed as a vCon. A value
+/// another tool left under a vCon key, or a truncated one, is not.
+pub fn is_json_object(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
 /// Parse a uuid in any accepted text form (vcon.md §2.6, api.md §1.2).
 pub fn parse_uuid(text: &str) -> Option<Uuid> {
     uuids::parse_uuid(text)

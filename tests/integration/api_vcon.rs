@@ -554,3 +554,71 @@ pub fn redis_ttl(key: &str) -> i64 {
     let mut con = client.get_connection().unwrap();
     redis::cmd("TTL").arg(key).query(&mut con).unwrap()
 }
+
+#[actix_web::test]
+async fn an_unreadable_stored_value_is_missing_never_a_vcon_nor_a_failure_of_the_others() {
+    let files = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{CONFIG}\nstorages:\n  files: {{module: file, options: {{path: '{}', organize_by_date: false}}}}\n",
+        files.path().display()
+    );
+    let state = common::state(&yaml, Backend::Redis).await;
+    let app = common::service(&state).await;
+    let p = state.prefix.clone();
+    let (hash, garbage, archived, good) = (U1, U2, U3, "0191a3f4-5b6c-7d8e-9f00-112233445599");
+    let good_text = vcon_json(good, "2024-01-01T00:00:00Z", json!([]));
+    send(&app, post_vcon(good_text.clone())).await;
+    let mut redis = redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{p}vcon:{hash}"))
+        .arg("f")
+        .arg("v")
+        .query(&mut redis)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{p}vcon:{garbage}"))
+        .arg("not json {")
+        .query(&mut redis)
+        .unwrap();
+    // Broken in Redis, intact in a storage: read back from there.
+    let archived_text = vcon_json(archived, "2024-01-01T00:00:00Z", json!([]));
+    let _: () = redis::cmd("SET")
+        .arg(format!("{p}vcon:{archived}"))
+        .arg("{\"truncated\": ")
+        .query(&mut redis)
+        .unwrap();
+    std::fs::write(
+        files.path().join(format!("{archived}.json")),
+        &archived_text,
+    )
+    .unwrap();
+
+    for id in [hash, garbage] {
+        let reply = send(&app, get(&format!("/vcon/{id}"))).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{id}: {}",
+            reply.text()
+        );
+    }
+    let reply = send(&app, get(&format!("/vcon/{archived}"))).await;
+    assert_eq!(
+        (reply.status, reply.text()),
+        (StatusCode::OK, archived_text.clone())
+    );
+    let reply = send(
+        &app,
+        get(&format!(
+            "/vcons?vcon_uuids={hash}&vcon_uuids={good}&vcon_uuids={garbage}"
+        )),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.text()),
+        (StatusCode::OK, format!("[null,{good_text},null]"))
+    );
+}

@@ -620,3 +620,39 @@ async fn a_reload_restarts_only_the_chains_it_changes() {
     .await;
     common::delete_prefix(&prefix);
 }
+
+#[actix_web::test]
+async fn a_stored_value_that_is_no_vcon_is_read_back_from_a_storage() {
+    let files = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "storages:\n  files: {{module: file, options: {{path: '{}', organize_by_date: false}}}}\nchains:\n  main: {{links: [], storages: [files], ingress_lists: [calls], egress_lists: [done]}}\n",
+        files.path().display()
+    );
+    let state = common::state(&yaml, Backend::Redis).await;
+    let p = state.prefix.clone();
+    let id = uuid(701);
+    let text = vcon_json(&id, "2026-01-01T00:00:00Z", json!([]));
+    std::fs::write(files.path().join(format!("{id}.json")), &text).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{p}vcon:{id}"))
+        .arg("garbage left by another tool")
+        .query(&mut redis())
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg(format!("{p}calls"))
+        .arg(&id)
+        .query(&mut redis())
+        .unwrap();
+    let _engine = start_engine(&state).await;
+    eventually("the vCon went through", || llen(&format!("{p}done")) == 1).await;
+    let cached: Option<String> = redis::cmd("GET")
+        .arg(format!("{p}vcon:{id}"))
+        .query(&mut redis())
+        .unwrap();
+    assert_eq!(
+        cached.as_deref(),
+        Some(text.as_str()),
+        "replaced by the storage's copy"
+    );
+    assert_eq!(llen(&format!("{p}DLQ:calls")), 0);
+}

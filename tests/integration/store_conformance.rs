@@ -215,6 +215,17 @@ impl Raw {
         int(self.cmd(&["TTL", key]).await)
     }
 
+    /// `SET key <bytes>`: a value that is not text.
+    async fn set_bytes(&self, key: &str, bytes: &[u8]) {
+        let mut connection = self.connection.clone();
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(bytes)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+
     async fn exists(&self, key: &str) -> bool {
         int(self.cmd(&["EXISTS", key]).await) == 1
     }
@@ -418,7 +429,7 @@ conformance! {
         no_ttl_while_pending;
         sorted_set_member_form_replaces_a_bare_member;
         keys_carry_the_prefix;
-        a_vcon_key_of_another_type_is_a_backend_error;
+        a_vcon_key_of_another_type_reads_as_missing;
         claim_moves_into_processing_and_takes_the_vcon_in_hand;
         egress_record_without_ttl_when_dlq_ttl_is_zero with |settings| settings.dlq_ttl = 0;
         ttl_step_zero_means_never;
@@ -1030,20 +1041,33 @@ async fn keys_carry_the_prefix(h: Arc<Harness>) {
     assert_eq!(written, expected);
 }
 
-async fn a_vcon_key_of_another_type_is_a_backend_error(h: Arc<Harness>) {
+async fn a_vcon_key_of_another_type_reads_as_missing(h: Arc<Harness>) {
     let redis = h.raw();
-    let uuid = Uuid::new_v4();
+    let (list, hash, bytes, good) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
     redis
-        .cmd(&["RPUSH", &h.keys.vcon(uuid), "not a vCon"])
+        .cmd(&["RPUSH", &h.keys.vcon(list), "not a vCon"])
         .await;
-    let error = h.store.get_vcon(uuid).await.unwrap_err();
-    assert!(!error.is_unavailable(), "{error:?}");
-    let error = h
-        .store
-        .get_vcons(&[Uuid::new_v4(), uuid])
-        .await
-        .unwrap_err();
-    assert!(!error.is_unavailable(), "{error:?}");
+    redis.cmd(&["HSET", &h.keys.vcon(hash), "f", "v"]).await;
+    redis
+        .set_bytes(&h.keys.vcon(bytes), &[0xff, 0xfe, 0x00])
+        .await;
+    h.put_plain(good, 1, &[]).await;
+    for unreadable in [list, hash, bytes] {
+        assert_eq!(
+            h.store.get_vcon(unreadable).await.unwrap(),
+            None,
+            "{unreadable}"
+        );
+    }
+    let found = h.store.get_vcons(&[list, good, hash, bytes]).await.unwrap();
+    assert_eq!(found[0], None);
+    assert!(found[1].is_some(), "the others of the request are read");
+    assert_eq!((found[2].as_ref(), found[3].as_ref()), (None, None));
 }
 
 /// A `redis-server` of the test's own, killed when dropped.
