@@ -12,9 +12,9 @@ pub fn init() {
         .filter(|v| !v.is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| {
-            EnvFilter::new(level_from_python(
+            EnvFilter::new(default_filter(level_from_python(
                 std::env::var("LOG_LEVEL").ok().as_deref(),
-            ))
+            )))
         });
     let json = std::env::var("CONSERVER_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // Colours only for a terminal, and never with NO_COLOR (https://no-color.org): a log file
@@ -32,6 +32,34 @@ pub fn init() {
     }
 }
 
+/// Third-party libraries whose own lines are chatter unless debugging: their start-up
+/// notices and per-connection events. `actix_http` logs a malformed request (any client can
+/// send one) as an error of its own; the client gets its 400 either way.
+const QUIET: &[(&str, &str)] = &[
+    ("actix_server", "warn"),
+    ("actix_web", "warn"),
+    ("actix_http", "off"),
+    ("h2", "warn"),
+    ("hyper", "warn"),
+    ("hyper_util", "warn"),
+    ("reqwest", "warn"),
+    ("rustls", "warn"),
+    ("mio", "warn"),
+];
+
+/// The filter of `level` when `RUST_LOG` does not say: conserver's lines at `level`, the
+/// libraries' chatter only when debugging.
+fn default_filter(level: &str) -> String {
+    if level == "debug" {
+        return level.to_owned();
+    }
+    QUIET
+        .iter()
+        .fold(level.to_owned(), |filter, (target, quiet)| {
+            format!("{filter},{target}={quiet}")
+        })
+}
+
 /// `LOG_LEVEL` as the Python server reads it (`DEBUG`, `INFO`, `WARNING`, `ERROR`).
 fn level_from_python(level: Option<&str>) -> &'static str {
     match level.map(str::to_ascii_uppercase).as_deref() {
@@ -44,7 +72,17 @@ fn level_from_python(level: Option<&str>) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::level_from_python;
+    use super::{default_filter, level_from_python};
+    use tracing_subscriber::EnvFilter;
+
+    #[test]
+    fn library_chatter_is_kept_for_debugging() {
+        assert_eq!(default_filter("debug"), "debug");
+        let info = default_filter("info");
+        assert!(info.starts_with("info,actix_server=warn,"), "{info}");
+        assert!(info.contains("actix_http=off"), "{info}");
+        assert!(EnvFilter::try_new(&info).is_ok());
+    }
 
     #[test]
     fn python_levels_map_to_tracing_levels() {

@@ -18,6 +18,7 @@ mod queues;
 mod read;
 mod state;
 mod vcon;
+pub mod waiting;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;

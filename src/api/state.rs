@@ -34,6 +34,17 @@ pub enum ConfigSource {
     Api,
 }
 
+impl std::fmt::Display for Role {
+    /// As the command line writes it (`all`, `api`, `worker`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        match self.to_possible_value() {
+            Some(value) => f.write_str(value.get_name()),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
 /// The configuration in force and what was built from it.
 pub struct Live {
     pub config: Config,

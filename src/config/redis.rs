@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::environment::default_instance_id;
 use super::path::YamlPath;
-use super::read::{at_least, Problems};
+use super::read::{at_least, seconds, Problems};
 
 /// The `redis` section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -48,6 +48,14 @@ pub struct RedisSettings {
     /// Seconds (≥ 5) the heartbeat lives; refreshed every third of it.
     #[serde(default = "thirty", deserialize_with = "at_least::<_, u64, 5>")]
     pub heartbeat_ttl: u64,
+    /// Seconds (≥ 0) `serve` waits for Redis at start, trying again with backoff, before it
+    /// gives up; 0 = wait forever. Meanwhile `/health` answers and `/ready` is 503.
+    #[serde(default = "sixty_seconds", deserialize_with = "seconds")]
+    pub connect_timeout: std::time::Duration,
+}
+
+fn sixty_seconds() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
 }
 
 fn default_sorted_set() -> String {

@@ -340,3 +340,122 @@ async fn a_warning_inside_a_link_names_its_chain_and_vcon() {
         assert!(line.contains(field), "{field} missing from: {line}");
     }
 }
+
+#[test]
+fn serve_waits_for_a_redis_that_is_not_up_yet() {
+    let mut redis = common::OwnRedis::start();
+    redis.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "redis: {{url: '{}', key_prefix: 'wait-{}:', connect_timeout: 60}}\nchains:\n  main: {{links: [], ingress_lists: [in]}}\n",
+            redis.url(),
+            uuid::Uuid::new_v4()
+        ),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let mut child = conserver()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--bind")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let logs = collect_logs(&mut child);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        http.get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .ok()
+            .map(|r| (r.status(), r.text().unwrap_or_default()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        if let Some(answer) = get("/health") {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health did not answer while Redis was awaited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(health.0, StatusCode::OK, "{}", health.1);
+    let ready = get("/api/ready").unwrap();
+    assert_eq!(ready.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        ready
+            .1
+            .contains(&format!("waiting for Redis at 127.0.0.1:{}", redis.port)),
+        "{}",
+        ready.1
+    );
+    assert_eq!(get("/vcon").unwrap().0, StatusCode::SERVICE_UNAVAILABLE);
+
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get("/ready").map(|r| r.0) != Some(StatusCode::OK) {
+        assert!(
+            Instant::now() < deadline,
+            "not ready once Redis answered:\n{}",
+            logs.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get("/vcon").unwrap().0, StatusCode::OK);
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = logs.lock().unwrap().clone();
+    let waiting: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("is not reachable yet"))
+        .collect();
+    assert!(!waiting.is_empty(), "{logs}");
+    for line in waiting {
+        assert!(
+            line.contains(&format!("127.0.0.1:{}", redis.port)),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn serve_gives_up_on_redis_after_its_connect_timeout_with_one_line() {
+    let mut redis = common::OwnRedis::start();
+    redis.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!("redis: {{url: '{}', connect_timeout: 1}}\n", redis.url()),
+    )
+    .unwrap();
+    let out = conserver()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--bind")
+        .arg(format!("127.0.0.1:{}", common::free_port()))
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "conserver: Redis at 127.0.0.1:{} could not be reached within 1 s (redis.connect_timeout): ",
+            redis.port
+        )),
+        "{stderr}"
+    );
+}

@@ -1,7 +1,10 @@
 //! Starting and stopping an instance: load and check the config, check the authentication
 //! rule, open the store, start the engine (roles `all` and `worker`), serve HTTP until
 //! SIGTERM/SIGINT, then drain the chains and hand back what is left (redis.md §3.6). SIGHUP and
-//! a change of the config file reload the configuration live (config.md §10).
+//! a change of the config file reload the configuration live (config.md §10). [`waiting`]
+//! opens the store, waiting for a Redis that is not up yet.
+
+mod waiting;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -30,6 +33,12 @@ pub enum StartError {
     Bind(String),
     #[error("cannot open the store")]
     Store(#[from] crate::store::StoreError),
+    #[error("Redis at {address} could not be reached within {} s (redis.connect_timeout)", .waited.as_secs())]
+    RedisNotReached {
+        address: String,
+        waited: Duration,
+        source: crate::store::StoreError,
+    },
     #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
@@ -62,10 +71,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let env = Env::from_process();
     match actix_web::rt::System::new().block_on(serve(args, env)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Once, on stderr, with its causes.
         Err(e) => {
-            let shown = crate::report(&e);
-            tracing::error!("{shown}");
-            eprintln!("conserver: {shown}");
+            eprintln!("conserver: {}", crate::report(&e));
             ExitCode::FAILURE
         }
     }
@@ -125,7 +133,11 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     refuse_open_access(&config, &config.api.bind, args.role)?;
     warn_open_access(&config, addr, args.role);
     let grace = config.limits.shutdown_grace;
-    let store = store::open(config.redis.url.as_deref(), store_settings(&config)).await?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| StartError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let store = waiting::open_store(&config, &listener).await?;
     let state = web::Data::new(
         AppState::new(store.clone(), config, env, args.role).map_err(StartError::Modules)?,
     );
@@ -147,13 +159,13 @@ async fn serve(args: ServeArgs, env: Env) -> Result<(), StartError> {
     })
     .disable_signals()
     .shutdown_timeout(30)
-    .bind(addr)
+    .listen(listener)
     .map_err(|source| StartError::Listen {
         addr: addr.to_string(),
         source,
     })?;
     for bound in server.addrs() {
-        tracing::info!(role = ?args.role, store = state.store.kind(), "conserver {} serving on http://{bound}", crate::version::VERSION);
+        tracing::info!(role = %args.role, store = state.store.kind(), "conserver {} serving on http://{bound}", crate::version::VERSION);
     }
     let server = server.run();
     let handle = server.handle();
