@@ -7,7 +7,7 @@
 //!   storage's DLQ.
 //! - [`instance`] — heartbeat, the reaper of dead instances' processing lists, the sweeper of
 //!   this instance's stranded items; [`held`] — what this instance runs.
-//! - [`observer`] — runtime events as metrics.
+//! - [`observer`] — runtime events as metrics; `summary` — the periodic INFO line of each chain.
 
 pub mod held;
 pub mod instance;
@@ -15,6 +15,7 @@ pub mod observer;
 pub mod pipelines;
 pub mod runner;
 pub mod storage_phase;
+mod summary;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -98,6 +99,8 @@ pub struct Engine {
     instance_id: String,
     /// The chains started by the last [`Engine::apply`], by what defines them.
     running: Mutex<Vec<Definition>>,
+    /// Their names and ingress lists, for the periodic summaries.
+    summarised: summary::Chains,
     /// The storage sinks of the configuration in force.
     sinks: Mutex<Vec<SinkEntry>>,
     /// Every ingress list this instance has consumed (noted in the store for recovery).
@@ -152,6 +155,14 @@ impl Engine {
                 metrics.clone(),
             )),
         ];
+        let summarised = summary::Chains::default();
+        let mut background = background;
+        background.push(tokio::spawn(summary::summaries(
+            store.clone(),
+            metrics.clone(),
+            summarised.clone(),
+            summary::PERIOD,
+        )));
         let runtime = Runtime::start(Arc::new(MetricsObserver(metrics.clone())));
         let engine = Engine {
             runtime,
@@ -159,6 +170,7 @@ impl Engine {
             metrics,
             instance_id: id,
             running: Mutex::new(Vec::new()),
+            summarised,
             sinks: Mutex::new(Vec::new()),
             consumed,
             held,
@@ -250,6 +262,10 @@ impl Engine {
             .iter()
             .filter(|old| !started.iter().any(|new| new.chain.name == old.chain.name))
             .map(|old| old.chain.name.clone())
+            .collect();
+        *self.summarised.lock().unwrap_or_else(|p| p.into_inner()) = started
+            .iter()
+            .map(|d| (d.chain.name.clone(), d.chain.ingress_lists.clone()))
             .collect();
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = started;
         *self.sinks.lock().unwrap_or_else(|p| p.into_inner()) = sinks;
