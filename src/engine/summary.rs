@@ -16,7 +16,12 @@ pub const PERIOD: Duration = Duration::from_secs(60);
 pub type Chains = Arc<Mutex<Vec<(String, Vec<String>)>>>;
 
 /// Log a summary of every chain of `chains` each `period`.
-pub async fn summaries(store: Arc<dyn Store>, metrics: Arc<Metrics>, chains: Chains, period: Duration) {
+pub async fn summaries(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    chains: Chains,
+    period: Duration,
+) {
     // Counts at the last summary, by chain and outcome.
     let mut last: HashMap<(String, &'static str), u64> = HashMap::new();
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -29,7 +34,9 @@ pub async fn summaries(store: Arc<dyn Store>, metrics: Arc<Metrics>, chains: Cha
                     .chain_runs
                     .with_label_values(&[chain.as_str(), outcome.label()])
                     .get();
-                let before = last.insert((chain.clone(), outcome.label()), now).unwrap_or(0);
+                let before = last
+                    .insert((chain.clone(), outcome.label()), now)
+                    .unwrap_or(0);
                 now.saturating_sub(before)
             };
             let processed = delta(RunOutcome::Processed);
@@ -104,7 +111,10 @@ mod tests {
             Duration::from_millis(50),
         ));
         tokio::time::sleep(Duration::from_millis(80)).await;
-        metrics.chain_runs.with_label_values(&["main", "processed"]).inc();
+        metrics
+            .chain_runs
+            .with_label_values(&["main", "processed"])
+            .inc();
         tokio::time::sleep(Duration::from_millis(50)).await;
         task.abort();
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
@@ -115,6 +125,10 @@ mod tests {
             "{}",
             summaries[0]
         );
-        assert!(summaries[1].contains("1 processed, 0 halted, 0 failed"), "{}", summaries[1]);
+        assert!(
+            summaries[1].contains("1 processed, 0 halted, 0 failed"),
+            "{}",
+            summaries[1]
+        );
     }
 }
