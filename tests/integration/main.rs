@@ -12,6 +12,7 @@ mod engine;
 mod faults;
 mod links;
 mod outage;
+mod secrets;
 mod standalone;
 mod storages;
 mod store_conformance;
