@@ -1,9 +1,12 @@
 //! Outbound HTTP shared by the network modules (webhooks, `http_link`, vendors): the process's
 //! one client, a request with its own timeout and a bound on the answer it reads, the
 //! transient/permanent classification of failures ([`HttpError`], modules.md §1.4), and the
-//! retry loop that counts its retries in `conserver_retries_total`.
+//! retry loop that counts its retries in `conserver_retries_total`; [`delivery`] — the
+//! per-target delivery actors every outbound request goes through; [`multipart`] — form bodies.
 
+pub mod delivery;
 mod error;
+pub mod multipart;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +20,7 @@ use crate::config::{Limits, Retry};
 use crate::metrics::Metrics;
 use crate::version;
 
+pub use delivery::Deliveries;
 pub use error::{logged_body, transient_status, HttpError, LOGGED_BODY_BYTES};
 
 /// The `User-Agent` of every outbound request (modules.md §1.4).

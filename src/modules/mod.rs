@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
 use crate::config::{ConfigProblem, Limits};
+use crate::http::Deliveries;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -41,17 +42,9 @@ const NOT_BUILT: &[(Section, &str)] = &[
     (Section::Link, "analyze_vcon"),
     (Section::Link, "check_and_tag"),
     (Section::Link, "datatrails"),
-    (Section::Link, "deepgram_link"),
     (Section::Link, "detect_engagement"),
-    (Section::Link, "diet"),
-    (Section::Link, "groq_whisper"),
-    (Section::Link, "hugging_face_whisper"),
     (Section::Link, "hugging_llm_link"),
-    (Section::Link, "openai_transcribe"),
-    (Section::Link, "post_analysis_to_slack"),
     (Section::Link, "scitt"),
-    (Section::Link, "transcribe"),
-    (Section::Link, "wtf_transcribe"),
     (Section::Storage, "chatgpt_files"),
     (Section::Storage, "dataverse"),
     (Section::Storage, "elasticsearch"),
@@ -224,6 +217,18 @@ pub trait Kind: Copy + Eq + fmt::Debug + Send + Sync + 'static {
         &[]
     }
 
+    /// The options an instance named by `alias` (one of [`Kind::aliases`]) runs with, when the
+    /// legacy name presets some (the transcription vendor of `deepgram_link`), and the warning
+    /// the name deserves. `None`: the options as written, no warning.
+    fn alias_options(
+        self,
+        alias: &str,
+        options: &Map<String, Value>,
+    ) -> Option<(Map<String, Value>, String)> {
+        let _ = (alias, options);
+        None
+    }
+
     /// Whether the module calls a network service (so it takes a `retry` policy, and a link's
     /// changes are written back as soon as it ran: a crash must not pay for the call twice).
     fn calls_network(self) -> bool;
@@ -312,6 +317,9 @@ pub fn build_options<T: ModuleOptions>(
 pub struct ModuleContext {
     /// One HTTP client for the process (connection reuse); `User-Agent: conserver/<version>`.
     pub http: reqwest::Client,
+    /// The process's per-target delivery actors over `http` (`http::delivery`): every request
+    /// a module sends goes through its target's, so one slow target holds up only its own.
+    pub deliveries: Deliveries,
     /// The `limits` section: default timeout, largest vCon a link may produce, …
     pub limits: Limits,
     /// The process's metrics (retries, jq errors).
@@ -323,8 +331,10 @@ pub struct ModuleContext {
 impl ModuleContext {
     /// The context of modules built for `limits` on `store`, with a client of its own.
     pub fn new(limits: Limits, metrics: Arc<Metrics>, store: Arc<dyn Store>) -> ModuleContext {
+        let http = crate::http::http_client(&limits);
         ModuleContext {
-            http: crate::http::http_client(&limits),
+            deliveries: Deliveries::new(http.clone(), metrics.clone()),
+            http,
             limits,
             metrics,
             store,
