@@ -42,7 +42,9 @@ pub fn redact(document: &Value) -> Value {
     }
 }
 
-fn is_secret_key(key: &str) -> bool {
+/// Whether a mapping key names a secret (its value is masked; modules leave such options out
+/// of what they copy into a vCon).
+pub fn is_secret_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     lower != "key_prefix" && SECRET_WORDS.iter().any(|word| lower.contains(word))
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{delay, expire_vcon, http_link, jq_link, sampler, tag, tag_router, webhook};
+use super::{
+    delay, expire_vcon, http_link, jq_link, sampler, tag, tag_router, transcribe, webhook,
+};
 use super::{Link, LinkModule};
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
@@ -38,6 +40,18 @@ macro_rules! link_kinds {
                 self.calls_network()
             }
 
+            fn aliases(self) -> &'static [&'static str] {
+                self.aliases()
+            }
+
+            fn alias_options(
+                self,
+                alias: &str,
+                options: &Map<String, Value>,
+            ) -> Option<(Map<String, Value>, String)> {
+                self.alias_options(alias, options)
+            }
+
             fn check_options(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
                 self.check(options, at, problems)
             }
@@ -62,6 +76,8 @@ link_kinds! {
     Webhook => "webhook",
     /// `http_link` (§3.8).
     HttpLink => "http_link",
+    /// `transcribe` (§3.9–§3.13), also named by its legacy vendor modules.
+    Transcribe => "transcribe",
 }
 
 impl LinkKind {
@@ -75,7 +91,46 @@ impl LinkKind {
             | LinkKind::Sampler
             | LinkKind::ExpireVcon
             | LinkKind::Delay => false,
-            LinkKind::Webhook | LinkKind::HttpLink => true,
+            LinkKind::Webhook | LinkKind::HttpLink | LinkKind::Transcribe => true,
+        }
+    }
+
+    /// The legacy names of the link (modules.md §2.1).
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            LinkKind::Transcribe => &[
+                "deepgram_link",
+                "openai_transcribe",
+                "groq_whisper",
+                "hugging_face_whisper",
+            ],
+            LinkKind::Tag
+            | LinkKind::TagRouter
+            | LinkKind::JqLink
+            | LinkKind::Sampler
+            | LinkKind::ExpireVcon
+            | LinkKind::Delay
+            | LinkKind::Webhook
+            | LinkKind::HttpLink => &[],
+        }
+    }
+
+    /// The options an instance named by a legacy name runs with, and its warning.
+    pub fn alias_options(
+        self,
+        alias: &str,
+        options: &Map<String, Value>,
+    ) -> Option<(Map<String, Value>, String)> {
+        match self {
+            LinkKind::Transcribe => transcribe::alias_options(alias, options),
+            LinkKind::Tag
+            | LinkKind::TagRouter
+            | LinkKind::JqLink
+            | LinkKind::Sampler
+            | LinkKind::ExpireVcon
+            | LinkKind::Delay
+            | LinkKind::Webhook
+            | LinkKind::HttpLink => None,
         }
     }
 
@@ -95,6 +150,9 @@ impl LinkKind {
             LinkKind::HttpLink => {
                 check_options::<http_link::HttpLinkOptions>(options, at, problems)
             }
+            LinkKind::Transcribe => {
+                check_options::<transcribe::TranscribeOptions>(options, at, problems)
+            }
         }
     }
 
@@ -113,6 +171,7 @@ impl LinkKind {
             LinkKind::Delay => built::<delay::Delay>(module, ctx),
             LinkKind::Webhook => built::<webhook::Webhook>(module, ctx),
             LinkKind::HttpLink => built::<http_link::HttpLink>(module, ctx),
+            LinkKind::Transcribe => built::<transcribe::Transcribe>(module, ctx),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod sampler;
 pub mod tag;
 pub mod tag_router;
 pub mod tags;
+pub mod transcribe;
 pub mod webhook;
 
 use async_trait::async_trait;
