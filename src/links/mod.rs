@@ -6,6 +6,7 @@
 //! Python server's style).
 
 pub mod delay;
+pub mod diet;
 pub mod expire_vcon;
 pub mod http_link;
 pub mod jq_link;
@@ -17,6 +18,7 @@ pub mod tag_router;
 pub mod tags;
 pub mod transcribe;
 pub mod webhook;
+pub mod wtf_transcribe;
 
 use async_trait::async_trait;
 
