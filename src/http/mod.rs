@@ -159,26 +159,6 @@ pub async fn send(client: &reqwest::Client, request: &Request) -> Result<Respons
     })
 }
 
-/// POST `body` as JSON to `url` once, with `headers` added; the answer's body is read up to
-/// [`LOGGED_BODY_BYTES`] (webhooks only log it).
-pub async fn post_json(
-    client: &reqwest::Client,
-    url: &Url,
-    headers: &HeaderMap,
-    body: Bytes,
-    timeout: Duration,
-) -> Result<Response, HttpError> {
-    let request = Request {
-        method: Method::POST,
-        url: url.clone(),
-        headers: json_headers(headers),
-        body,
-        timeout,
-        max_response_bytes: LOGGED_BODY_BYTES,
-    };
-    send(client, &request).await
-}
-
 /// `Content-Type: application/json`, then `extra` (which may override it).
 pub fn json_headers(extra: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(extra.len() + 1);

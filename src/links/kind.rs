@@ -5,7 +5,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{
-    delay, expire_vcon, http_link, jq_link, sampler, tag, tag_router, transcribe, webhook,
+    delay, diet, expire_vcon, http_link, jq_link, post_analysis_to_slack, sampler, tag, tag_router,
+    transcribe, webhook, wtf_transcribe,
 };
 use super::{Link, LinkModule};
 use crate::config::path::YamlPath;
@@ -78,6 +79,12 @@ link_kinds! {
     HttpLink => "http_link",
     /// `transcribe` (§3.9–§3.13), also named by its legacy vendor modules.
     Transcribe => "transcribe",
+    /// `wtf_transcribe` (§3.14).
+    WtfTranscribe => "wtf_transcribe",
+    /// `diet` (§3.21).
+    Diet => "diet",
+    /// `post_analysis_to_slack` (§3.22).
+    PostAnalysisToSlack => "post_analysis_to_slack",
 }
 
 impl LinkKind {
@@ -91,7 +98,12 @@ impl LinkKind {
             | LinkKind::Sampler
             | LinkKind::ExpireVcon
             | LinkKind::Delay => false,
-            LinkKind::Webhook | LinkKind::HttpLink | LinkKind::Transcribe => true,
+            LinkKind::Webhook
+            | LinkKind::HttpLink
+            | LinkKind::Transcribe
+            | LinkKind::WtfTranscribe
+            | LinkKind::Diet
+            | LinkKind::PostAnalysisToSlack => true,
         }
     }
 
@@ -111,7 +123,10 @@ impl LinkKind {
             | LinkKind::ExpireVcon
             | LinkKind::Delay
             | LinkKind::Webhook
-            | LinkKind::HttpLink => &[],
+            | LinkKind::HttpLink
+            | LinkKind::WtfTranscribe
+            | LinkKind::Diet
+            | LinkKind::PostAnalysisToSlack => &[],
         }
     }
 
@@ -130,7 +145,10 @@ impl LinkKind {
             | LinkKind::ExpireVcon
             | LinkKind::Delay
             | LinkKind::Webhook
-            | LinkKind::HttpLink => None,
+            | LinkKind::HttpLink
+            | LinkKind::WtfTranscribe
+            | LinkKind::Diet
+            | LinkKind::PostAnalysisToSlack => None,
         }
     }
 
@@ -153,6 +171,13 @@ impl LinkKind {
             LinkKind::Transcribe => {
                 check_options::<transcribe::TranscribeOptions>(options, at, problems)
             }
+            LinkKind::WtfTranscribe => {
+                check_options::<wtf_transcribe::WtfTranscribeOptions>(options, at, problems)
+            }
+            LinkKind::Diet => check_options::<diet::DietOptions>(options, at, problems),
+            LinkKind::PostAnalysisToSlack => {
+                check_options::<post_analysis_to_slack::SlackOptions>(options, at, problems)
+            }
         }
     }
 
@@ -172,6 +197,11 @@ impl LinkKind {
             LinkKind::Webhook => built::<webhook::Webhook>(module, ctx),
             LinkKind::HttpLink => built::<http_link::HttpLink>(module, ctx),
             LinkKind::Transcribe => built::<transcribe::Transcribe>(module, ctx),
+            LinkKind::WtfTranscribe => built::<wtf_transcribe::WtfTranscribe>(module, ctx),
+            LinkKind::Diet => built::<diet::Diet>(module, ctx),
+            LinkKind::PostAnalysisToSlack => {
+                built::<post_analysis_to_slack::PostAnalysisToSlack>(module, ctx)
+            }
         }
     }
 }

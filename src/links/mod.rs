@@ -10,6 +10,7 @@ pub mod diet;
 pub mod expire_vcon;
 pub mod http_link;
 pub mod jq_link;
+pub mod post_analysis_to_slack;
 pub mod json_text;
 mod kind;
 pub mod sampler;

@@ -100,12 +100,12 @@ impl Section {
     /// Every built-in module name of this section, alphabetically (those of this build and
     /// those it does not provide).
     pub fn builtins(self) -> Vec<&'static str> {
-        let built: &[&'static str] = match self {
-            Section::Link => crate::links::LinkKind::NAMES,
-            Section::Storage => crate::storages::StorageKind::NAMES,
-            Section::Tracer => &[],
+        let built: Vec<&'static str> = match self {
+            Section::Link => names_and_aliases::<crate::links::LinkKind>(),
+            Section::Storage => names_and_aliases::<crate::storages::StorageKind>(),
+            Section::Tracer => Vec::new(),
         };
-        let mut names: Vec<&'static str> = built.iter().copied().chain(not_built(self)).collect();
+        let mut names: Vec<&'static str> = built.into_iter().chain(not_built(self)).collect();
         names.sort_unstable();
         names.dedup();
         names
@@ -131,6 +131,14 @@ impl Section {
             self.builtins_sentence(),
         )
     }
+}
+
+/// The names and legacy names of every kind `K`.
+fn names_and_aliases<K: Kind>() -> Vec<&'static str> {
+    K::ALL
+        .iter()
+        .flat_map(|kind| std::iter::once(kind.name()).chain(kind.aliases().iter().copied()))
+        .collect()
 }
 
 fn not_built(section: Section) -> impl Iterator<Item = &'static str> {

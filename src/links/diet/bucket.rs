@@ -140,6 +140,7 @@ impl Bucket {
 mod tests {
     use super::*;
     use object_store::memory::InMemory;
+    use object_store::ObjectStoreExt;
 
     /// A real S3 signer (signing is local: nothing is sent) over an in-memory store.
     fn bucket() -> (Bucket, Arc<InMemory>) {

@@ -178,6 +178,7 @@ pub fn cut_points(scan: &Scan, max: f64, use_silences: bool) -> Vec<f64> {
             .then(|| {
                 scan.silences
                     .iter()
+                    .filter(|(a, _)| *a < limit)
                     .map(|(a, b)| ((a + b) / 2.0).min(limit))
                     .filter(|cut| *cut > start + 1.0 && *cut <= limit)
                     .next_back()

@@ -16,6 +16,7 @@ use crate::config::path::YamlPath;
 use crate::config::read::Problems;
 use crate::config::Module;
 use crate::links::webhook::{Targets, WebhookOptions};
+use crate::http::Deliveries;
 use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Form;
 
@@ -38,7 +39,7 @@ impl ModuleOptions for WebhookStorageOptions {
 /// The `webhook` storage.
 pub struct WebhookStorage {
     targets: Targets,
-    http: reqwest::Client,
+    deliveries: Deliveries,
 }
 
 impl StorageModule for WebhookStorage {
@@ -51,7 +52,7 @@ impl StorageModule for WebhookStorage {
     ) -> Result<WebhookStorage, BuildError> {
         Ok(WebhookStorage {
             targets: Targets::new(options.0, &ctx.limits),
-            http: ctx.http.clone(),
+            deliveries: ctx.deliveries.clone(),
         })
     }
 }
@@ -65,7 +66,7 @@ impl Storage for WebhookStorage {
         let body = Bytes::from(posted_text(vcon));
         for url in &self.targets.urls {
             self.targets
-                .post_once(&self.http, url, body.clone())
+                .post_once(&self.deliveries, url, body.clone())
                 .await
                 .map_err(|e| {
                     let what = format!("webhook storage: the POST to {url} failed");
