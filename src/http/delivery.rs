@@ -5,9 +5,10 @@
 //! runs that call other targets go on.
 //!
 //! A target is the origin of the request's URL (`scheme://host:port`): the unit a server
-//! rate-limits. Targets are started the first time a request goes there, on the calling run's
-//! thread; one whose actor stopped (its thread ended) is started again — the supervision — and
-//! counted in `conserver_actor_restarts_total{kind="sink"}`.
+//! rate-limits. Targets are started the first time a request goes there; their actors live on
+//! a thread of the registry's own (an actix system), and the exchanges they admit run on the
+//! caller's runtime. An actor found stopped is started again — the supervision — and counted
+//! in `conserver_actor_restarts_total{kind="sink"}`.
 //!
 //! Retries stay with the caller, under its own module's retry policy: one try holds one slot,
 //! and a backoff (or a server's `Retry-After`) waits without holding any.
@@ -25,7 +26,7 @@
 //! [`ModuleContext::deliveries`]: crate::modules::ModuleContext::deliveries
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use conserver_actors::{BoxFuture, Deliver, Observer, RetryPolicy, Sink, SinkError};
 use reqwest::Url;
@@ -40,16 +41,23 @@ pub const DEFAULT_PER_TARGET: usize = 32;
 /// The process's delivery actors, one per target. Cheap to clone: clones share the targets.
 #[derive(Clone)]
 pub struct Deliveries {
+    shared: Arc<Shared>,
+}
+
+/// What the clones of a registry share.
+struct Shared {
     http: reqwest::Client,
     metrics: Arc<Metrics>,
     per_target: usize,
-    targets: Arc<Mutex<HashMap<String, Sink<Exchanger>>>>,
+    targets: Mutex<HashMap<String, Sink<Exchanger>>>,
+    /// Starts actors on their thread (made at the first delivery).
+    starter: OnceLock<Option<tokio::sync::mpsc::UnboundedSender<Start>>>,
 }
 
 impl std::fmt::Debug for Deliveries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deliveries")
-            .field("per_target", &self.per_target)
+            .field("per_target", &self.shared.per_target)
             .finish_non_exhaustive()
     }
 }
@@ -95,21 +103,24 @@ impl Deliveries {
     /// A registry admitting `per_target` (at least 1) exchanges at once per target.
     pub fn with_limit(http: reqwest::Client, metrics: Arc<Metrics>, per_target: usize) -> Deliveries {
         Deliveries {
-            http,
-            metrics,
-            per_target: per_target.max(1),
-            targets: Arc::new(Mutex::new(HashMap::new())),
+            shared: Arc::new(Shared {
+                http,
+                metrics,
+                per_target: per_target.max(1),
+                targets: Mutex::new(HashMap::new()),
+                starter: OnceLock::new(),
+            }),
         }
     }
 
     /// The process's client (for what is not a request to a target, such as building one).
     pub fn client(&self) -> &reqwest::Client {
-        &self.http
+        &self.shared.http
     }
 
     /// Exchanges one target handles at once.
     pub fn per_target(&self) -> usize {
-        self.per_target
+        self.shared.per_target
     }
 
     /// Send `request` once, under its target's limit: waits for a free slot of that target
@@ -119,7 +130,7 @@ impl Deliveries {
         let key = target_key(&request.url);
         // A target whose actor has stopped is started again once for this exchange.
         for restarted in [false, true] {
-            let sink = self.sink(&key, restarted)?;
+            let sink = self.sink(&key, restarted).await?;
             let exchange = Arc::new(Exchange {
                 request: request.clone(),
                 answer: Mutex::new(None),
@@ -138,7 +149,7 @@ impl Deliveries {
                 }
                 Err(SinkError::Failed(error)) => return Err(error),
                 Err(SinkError::Closed) if !restarted => {
-                    MetricsObserver(self.metrics.clone()).restarted("sink", &key);
+                    MetricsObserver(self.shared.metrics.clone()).restarted("sink", &key);
                 }
                 Err(SinkError::Closed) => break,
             }
@@ -158,7 +169,7 @@ impl Deliveries {
         retry: &RetryPolicy,
         component: &str,
     ) -> Result<Response, HttpError> {
-        with_retries(retry, &self.metrics, component, || async {
+        with_retries(retry, &self.shared.metrics, component, || async {
             let response = self.send(request).await?;
             if response.status.is_success() {
                 Ok(response)
@@ -171,32 +182,77 @@ impl Deliveries {
 
     /// The actor of target `key`, started when there is none (or, with `replace`, a new one in
     /// place of one that stopped).
-    fn sink(&self, key: &str, replace: bool) -> Result<Sink<Exchanger>, HttpError> {
-        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+    async fn sink(&self, key: &str, replace: bool) -> Result<Sink<Exchanger>, HttpError> {
         if !replace {
-            if let Some(sink) = targets.get(key) {
+            if let Some(sink) = self.locked().get(key) {
                 return Ok(sink.clone());
             }
         }
-        if actix::Arbiter::try_current().is_none() {
-            // Runs always run on the actor runtime; only a misuse gets here.
-            return Err(HttpError::Permanent {
-                url: key.to_owned(),
-                message: "outbound deliveries run on the actor runtime, and this call is not on it"
-                    .to_owned(),
-            });
+        let unavailable = || HttpError::Connect {
+            url: key.to_owned(),
+            message: "the delivery actors could not be started".to_owned(),
+        };
+        let (reply, started) = tokio::sync::oneshot::channel();
+        self.shared
+            .starter
+            .get_or_init(|| start_thread(&self.shared))
+            .as_ref()
+            .ok_or_else(unavailable)?
+            .send((key.to_owned(), reply))
+            .map_err(|_| unavailable())?;
+        let sink = started.await.map_err(|_| unavailable())?;
+        let mut targets = self.locked();
+        match targets.get(key) {
+            // Another caller started this target meanwhile: one actor per target.
+            Some(existing) if !replace => Ok(existing.clone()),
+            _ => {
+                targets.insert(key.to_owned(), sink.clone());
+                Ok(sink)
+            }
         }
-        let sink = Sink::start(
-            key.to_owned(),
-            Arc::new(Exchanger {
-                http: self.http.clone(),
-            }),
-            self.per_target,
-            single_try(),
-            Arc::new(MetricsObserver(self.metrics.clone())),
-        );
-        targets.insert(key.to_owned(), sink.clone());
-        Ok(sink)
+    }
+
+    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<String, Sink<Exchanger>>> {
+        self.shared
+            .targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A request to start the actor of a target.
+type Start = (String, tokio::sync::oneshot::Sender<Sink<Exchanger>>);
+
+/// The thread the delivery actors live on: an actix system of its own, so they outlive the run
+/// threads that call them and serve callers on any runtime. It ends when the registry is
+/// dropped. `None` when the thread could not be started (every delivery then fails, logged).
+fn start_thread(shared: &Shared) -> Option<tokio::sync::mpsc::UnboundedSender<Start>> {
+    let (sender, mut requests) = tokio::sync::mpsc::unbounded_channel::<Start>();
+    let http = shared.http.clone();
+    let metrics = shared.metrics.clone();
+    let per_target = shared.per_target;
+    let started = std::thread::Builder::new()
+        .name("conserver-deliveries".to_owned())
+        .spawn(move || {
+            actix::System::new().block_on(async move {
+                while let Some((key, reply)) = requests.recv().await {
+                    let sink = Sink::start(
+                        key,
+                        Arc::new(Exchanger { http: http.clone() }),
+                        per_target,
+                        single_try(),
+                        Arc::new(MetricsObserver(metrics.clone())),
+                    );
+                    let _ = reply.send(sink);
+                }
+            });
+        });
+    match started {
+        Ok(_) => Some(sender),
+        Err(error) => {
+            tracing::error!(%error, "the thread of the delivery actors could not be started");
+            None
+        }
     }
 }
 
