@@ -168,9 +168,7 @@ impl LinkKind {
             LinkKind::HttpLink => {
                 check_options::<http_link::HttpLinkOptions>(options, at, problems)
             }
-            LinkKind::Transcribe => {
-                check_options::<transcribe::TranscribeOptions>(options, at, problems)
-            }
+            LinkKind::Transcribe => transcribe::check(options, at, problems),
             LinkKind::WtfTranscribe => {
                 check_options::<wtf_transcribe::WtfTranscribeOptions>(options, at, problems)
             }

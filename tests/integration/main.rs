@@ -13,3 +13,4 @@ mod links;
 mod outage;
 mod storages;
 mod store_conformance;
+mod transcribe;

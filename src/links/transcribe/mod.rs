@@ -115,11 +115,8 @@ impl ModuleOptions for TranscribeOptions {
     const IGNORED: &'static [(&'static str, &'static str)] = &[AFTER_LINK];
 
     fn check(&self, at: &YamlPath, problems: &mut Problems) {
+        // A missing vendor is reported by [`check`], which sees what was written.
         let Some(vendor) = self.vendor else {
-            problems.error(
-                &at.key("vendor"),
-                format!("is required: one of {}", VENDORS.join(", ")),
-            );
             return;
         };
         if self.vendor_options.is_some() && self.transcribe_options.is_some() {
@@ -145,6 +142,18 @@ impl ModuleOptions for TranscribeOptions {
             }
         }
     }
+}
+
+/// Check the options of a `transcribe` instance: those of [`TranscribeOptions`], and a
+/// `vendor` that is missing (a bad one is reported as such).
+pub fn check(options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
+    if !options.contains_key("vendor") {
+        problems.error(
+            &at.key("vendor"),
+            format!("is required: one of {}", VENDORS.join(", ")),
+        );
+    }
+    crate::modules::check_options::<TranscribeOptions>(options, at, problems);
 }
 
 /// The options an instance named by a legacy alias runs with (modules.md §3.9): its options
