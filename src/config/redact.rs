@@ -178,6 +178,41 @@ mod tests {
     }
 
     #[test]
+    fn the_secrets_of_the_transcription_diet_and_slack_links_are_masked() {
+        for secret in [
+            "DEEPGRAM_KEY",
+            "LITELLM_MASTER_KEY",
+            "OPENAI_API_KEY",
+            "openai_api_key",
+            "AZURE_OPENAI_API_KEY",
+            "API_KEY",
+            "api-key",
+            "ai_usage_api_token",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "token",
+        ] {
+            assert!(is_secret_key(secret), "{secret}");
+            let doc = json!({"links": {"l": {"options": {secret: "s3cr3t"}}}});
+            assert_eq!(
+                redact(&doc)["links"]["l"]["options"][secret],
+                MASK,
+                "{secret}"
+            );
+        }
+        for shown in [
+            "vendor",
+            "model",
+            "base_url",
+            "vfun-server-url",
+            "s3_bucket",
+            "minimum_duration",
+        ] {
+            assert!(!is_secret_key(shown), "{shown}");
+        }
+    }
+
+    #[test]
     fn references_and_key_prefix_are_shown() {
         let doc = json!({
             "redis": {"key_prefix": "prod:", "url": "${REDIS_URL}"},

@@ -101,7 +101,11 @@ impl Deliveries {
     }
 
     /// A registry admitting `per_target` (at least 1) exchanges at once per target.
-    pub fn with_limit(http: reqwest::Client, metrics: Arc<Metrics>, per_target: usize) -> Deliveries {
+    pub fn with_limit(
+        http: reqwest::Client,
+        metrics: Arc<Metrics>,
+        per_target: usize,
+    ) -> Deliveries {
         Deliveries {
             shared: Arc::new(Shared {
                 http,
@@ -274,9 +278,18 @@ mod tests {
     #[test]
     fn targets_are_origins() {
         let key = |u: &str| target_key(&Url::parse(u).unwrap());
-        assert_eq!(key("https://api.deepgram.com/v1/listen?x=1"), "https://api.deepgram.com:443");
+        assert_eq!(
+            key("https://api.deepgram.com/v1/listen?x=1"),
+            "https://api.deepgram.com:443"
+        );
         assert_eq!(key("http://u:p@127.0.0.1:8080/a"), "http://127.0.0.1:8080");
-        assert_eq!(key("http://127.0.0.1:8080/b"), key("http://127.0.0.1:8080/a"));
-        assert_ne!(key("http://127.0.0.1:8081/a"), key("http://127.0.0.1:8080/a"));
+        assert_eq!(
+            key("http://127.0.0.1:8080/b"),
+            key("http://127.0.0.1:8080/a")
+        );
+        assert_ne!(
+            key("http://127.0.0.1:8081/a"),
+            key("http://127.0.0.1:8080/a")
+        );
     }
 }

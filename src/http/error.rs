@@ -226,7 +226,10 @@ mod tests {
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         let wait = status_error(503, Some(&later)).retry_after().unwrap();
-        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
         assert_eq!(status_error(429, Some("-1")).retry_after(), None);
         assert_eq!(status_error(429, Some("soon")).retry_after(), None);
     }

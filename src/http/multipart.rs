@@ -45,7 +45,8 @@ impl Form {
     fn part_head(&mut self, name: &str, filename: Option<&str>, mediatype: Option<&str>) {
         self.body.put_slice(b"--");
         self.body.put_slice(self.boundary.as_bytes());
-        self.body.put_slice(b"\r\nContent-Disposition: form-data; name=\"");
+        self.body
+            .put_slice(b"\r\nContent-Disposition: form-data; name=\"");
         self.body.put_slice(quoted(name).as_bytes());
         self.body.put_slice(b"\"");
         if let Some(filename) = filename {
@@ -67,11 +68,9 @@ impl Form {
         self.body.put_slice(b"--");
         self.body.put_slice(self.boundary.as_bytes());
         self.body.put_slice(b"--\r\n");
-        let content_type = HeaderValue::from_str(&format!(
-            "multipart/form-data; boundary={}",
-            self.boundary
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static("multipart/form-data"));
+        let content_type =
+            HeaderValue::from_str(&format!("multipart/form-data; boundary={}", self.boundary))
+                .unwrap_or_else(|_| HeaderValue::from_static("multipart/form-data"));
         (content_type, self.body.freeze())
     }
 }

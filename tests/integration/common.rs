@@ -383,7 +383,11 @@ pub fn link_problems(yaml: &str, name: &str) -> Vec<String> {
         std::sync::Arc::new(conserver::metrics::Metrics::new()),
         store,
     );
-    let module = config.links.iter().find(|m| m.name == name).expect("the link");
+    let module = config
+        .links
+        .iter()
+        .find(|m| m.name == name)
+        .expect("the link");
     match module.kind.build(module, &ctx) {
         Ok(_) => Vec::new(),
         Err(e) => e.into_problems().iter().map(ToString::to_string).collect(),
@@ -407,7 +411,11 @@ pub async fn run_link(
 
 /// A document of `value` under its `uuid`.
 pub fn document(value: Value) -> conserver::vcon::Document {
-    let uuid = value["uuid"].as_str().expect("a uuid").parse().expect("a uuid");
+    let uuid = value["uuid"]
+        .as_str()
+        .expect("a uuid")
+        .parse()
+        .expect("a uuid");
     conserver::vcon::Document::from_stored(uuid, value.to_string()).expect("an object")
 }
 

@@ -35,7 +35,10 @@ async fn a_slow_target_does_not_hold_up_another_targets_deliveries() {
         .mount(&slow)
         .await;
     let quick = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(204)).mount(&quick).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&quick)
+        .await;
     let deliveries = Deliveries::with_limit(reqwest::Client::new(), Arc::new(Metrics::new()), 2);
     let waiting: Vec<_> = (0..3)
         .map(|_| {
@@ -46,13 +49,20 @@ async fn a_slow_target_does_not_hold_up_another_targets_deliveries() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while received(&slow).await < 2 {
-        assert!(Instant::now() < deadline, "the slow target never got its first requests");
+        assert!(
+            Instant::now() < deadline,
+            "the slow target never got its first requests"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Both of the slow target's slots are taken; another target is served at once.
     let answer = deliveries.send(&get(&quick)).await.unwrap();
     assert_eq!(answer.status, 204);
-    assert_eq!(received(&slow).await, 2, "the third exchange waits for a slot of its target");
+    assert_eq!(
+        received(&slow).await,
+        2,
+        "the third exchange waits for a slot of its target"
+    );
     assert!(waiting.iter().all(|task| !task.is_finished()));
     for task in waiting {
         assert_eq!(task.await.unwrap().unwrap(), 200);
@@ -80,9 +90,15 @@ async fn exchanges_retry_transient_statuses_and_return_other_ones_at_once() {
         max_backoff: Duration::from_millis(5),
         multiplier: 2.0,
     };
-    let error = deliveries.exchange(&get(&server), &retry, "probe").await.unwrap_err();
+    let error = deliveries
+        .exchange(&get(&server), &retry, "probe")
+        .await
+        .unwrap_err();
     assert_eq!(error.status().map(|s| s.as_u16()), Some(403));
     assert!(error.to_string().contains("forbidden: bad key"));
     assert_eq!(received(&server).await, 2);
-    assert_eq!(metrics.retries.with_label_values(&["probe", "5xx"]).get(), 1);
+    assert_eq!(
+        metrics.retries.with_label_values(&["probe", "5xx"]).get(),
+        1
+    );
 }

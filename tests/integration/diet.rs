@@ -40,20 +40,36 @@ async fn bodies_are_posted_to_the_media_url_and_replaced_by_the_url_answered() {
     let media = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/store"))
-        .and(body_json(json!({"content": "UklGRg", "vcon_uuid": UUID, "dialog_id": "d1"})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"url": "https://media.example/d1"})))
+        .and(body_json(
+            json!({"content": "UklGRg", "vcon_uuid": UUID, "dialog_id": "d1"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"url": "https://media.example/d1"})),
+        )
         .mount(&media)
         .await;
     Mock::given(method("POST"))
         .and(path("/store"))
-        .and(body_json(json!({"content": "hello", "vcon_uuid": UUID, "dialog_id": ""})))
+        .and(body_json(
+            json!({"content": "hello", "vcon_uuid": UUID, "dialog_id": ""}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"stored": true})))
         .mount(&media)
         .await;
-    let link = diet(&format!("{{remove_dialog_body: true, post_media_to_url: '{}/store'}}", media.uri()));
+    let link = diet(&format!(
+        "{{remove_dialog_body: true, post_media_to_url: '{}/store'}}",
+        media.uri()
+    ));
     let mut doc = document(vcon());
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
-    assert_eq!(media.received_requests().await.unwrap().len(), 2, "the empty body is not posted");
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
+    assert_eq!(
+        media.received_requests().await.unwrap().len(),
+        2,
+        "the empty body is not posted"
+    );
     let value = doc.value();
     assert_eq!(
         value["dialog"],
@@ -63,22 +79,37 @@ async fn bodies_are_posted_to_the_media_url_and_replaced_by_the_url_answered() {
             {"type": "text", "body": ""}
         ])
     );
-    assert_eq!(value["analysis"], vcon()["analysis"], "nothing else removed");
+    assert_eq!(
+        value["analysis"],
+        vcon()["analysis"],
+        "nothing else removed"
+    );
 }
 
 #[tokio::test]
 async fn a_failing_media_service_fails_the_run_with_the_bodies_intact() {
     for (answer, posts) in [
         (ResponseTemplate::new(500), 3),
-        (ResponseTemplate::new(400).set_body_string("no such bucket"), 1),
+        (
+            ResponseTemplate::new(400).set_body_string("no such bucket"),
+            1,
+        ),
         (ResponseTemplate::new(200).set_body_string("stored!"), 1),
     ] {
         let media = MockServer::start().await;
-        Mock::given(method("POST")).respond_with(answer).mount(&media).await;
-        let link = diet(&format!("{{remove_dialog_body: true, post_media_to_url: '{}'}}", media.uri()));
+        Mock::given(method("POST"))
+            .respond_with(answer)
+            .mount(&media)
+            .await;
+        let link = diet(&format!(
+            "{{remove_dialog_body: true, post_media_to_url: '{}'}}",
+            media.uri()
+        ));
         let mut doc = document(vcon());
         let error = run_link(&link, &mut doc).await.unwrap_err();
-        assert!(conserver::report(&error).to_string().contains("post_media_to_url"));
+        assert!(conserver::report(&error)
+            .to_string()
+            .contains("post_media_to_url"));
         assert_eq!(media.received_requests().await.unwrap().len(), posts);
         assert_eq!(doc.value(), &vcon(), "unchanged");
         assert!(!doc.is_changed());
@@ -89,17 +120,40 @@ async fn a_failing_media_service_fails_the_run_with_the_bodies_intact() {
 async fn bodies_analysis_attachments_and_system_prompts_are_removed() {
     let link = diet("{remove_dialog_body: true, remove_analysis: true, remove_attachment_types: [image/png, application/pdf], remove_system_prompts: true}");
     let mut doc = document(vcon());
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let value = doc.value();
     assert_eq!(value["dialog"][0]["body"], "");
     assert!(value["dialog"][0].get("body_type").is_none());
     assert!(value.get("analysis").is_none());
-    assert_eq!(value["attachments"], json!([{"purpose": "tags", "body": "[]", "encoding": "json"}]));
-    assert_eq!(value["parties"], json!([{"tel": "+15551230000", "meta": {}}]));
+    assert_eq!(
+        value["attachments"],
+        json!([{"purpose": "tags", "body": "[]", "encoding": "json"}])
+    );
+    assert_eq!(
+        value["parties"],
+        json!([{"tel": "+15551230000", "meta": {}}])
+    );
     let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["vcon", "uuid", "created_at", "parties", "dialog", "attachments"], "member order kept");
+    assert_eq!(
+        keys,
+        [
+            "vcon",
+            "uuid",
+            "created_at",
+            "parties",
+            "dialog",
+            "attachments"
+        ],
+        "member order kept"
+    );
     // Nothing left to do: the vCon is not changed again.
     let mut again = document(doc.value().clone());
-    assert_eq!(run_link(&link, &mut again).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut again).await.unwrap(),
+        LinkOutcome::Continue
+    );
     assert!(!again.is_changed());
 }

@@ -37,7 +37,10 @@ fn vcon(team: Option<&str>) -> Value {
 }
 
 fn posted(requests: &[Request]) -> Vec<Value> {
-    requests.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
+    requests
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
 }
 
 fn blocks(text: &str) -> Value {
@@ -56,20 +59,33 @@ async fn flagged_analyses_are_posted_once() {
     Mock::given(method("POST"))
         .and(path("/api/chat.postMessage"))
         .and(header("authorization", "Bearer xoxb-1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "channel": "C1", "ts": "1.2"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "channel": "C1", "ts": "1.2"})),
+        )
         .mount(&server)
         .await;
     let link = slack(&server);
     let mut doc = document(vcon(None));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let requests = server.received_requests().await.unwrap();
     assert_eq!(
         posted(&requests),
-        [json!({"channel": "alerts", "text": "The customer wants a refund.", "blocks": blocks("The customer wants a refund.")})]
+        [
+            json!({"channel": "alerts", "text": "The customer wants a refund.", "blocks": blocks("The customer wants a refund.")})
+        ]
     );
     assert_eq!(doc.value()["analysis"][1]["was_posted_to_slack"], true);
-    assert!(doc.value()["analysis"][0].get("was_posted_to_slack").is_none());
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Skipped);
+    assert!(doc.value()["analysis"][0]
+        .get("was_posted_to_slack")
+        .is_none());
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Skipped
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
@@ -80,7 +96,8 @@ async fn a_missing_team_channel_is_reported_in_the_default_channel() {
         .respond_with(|request: &Request| {
             let message: Value = serde_json::from_slice(&request.body).unwrap();
             if message["channel"] == "team-north-alerts" {
-                ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "channel_not_found"}))
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"ok": false, "error": "channel_not_found"}))
             } else {
                 ResponseTemplate::new(200).set_body_json(json!({"ok": true}))
             }
@@ -89,7 +106,10 @@ async fn a_missing_team_channel_is_reported_in_the_default_channel() {
         .await;
     let link = slack(&server);
     let mut doc = document(vcon(Some("North East")));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let text = "The customer wants a refund. #Acme Motors";
     assert_eq!(
         posted(&server.received_requests().await.unwrap()),
@@ -105,7 +125,9 @@ async fn a_missing_team_channel_is_reported_in_the_default_channel() {
 async fn ratelimited_is_retried_and_other_errors_fail() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "ratelimited"})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "ratelimited"})),
+        )
         .up_to_n_times(1)
         .mount(&server)
         .await;
@@ -114,18 +136,27 @@ async fn ratelimited_is_retried_and_other_errors_fail() {
         .mount(&server)
         .await;
     let mut doc = document(vcon(None));
-    assert_eq!(run_link(&slack(&server), &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&slack(&server), &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
 
     let refusing = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_auth"})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_auth"})),
+        )
         .mount(&refusing)
         .await;
     let mut doc = document(vcon(None));
     let error = run_link(&slack(&refusing), &mut doc).await.unwrap_err();
-    assert!(conserver::report(&error).to_string().contains("invalid_auth"));
+    assert!(conserver::report(&error)
+        .to_string()
+        .contains("invalid_auth"));
     assert!(!error.is_retriable());
     assert_eq!(refusing.received_requests().await.unwrap().len(), 1);
-    assert!(doc.value()["analysis"][1].get("was_posted_to_slack").is_none());
+    assert!(doc.value()["analysis"][1]
+        .get("was_posted_to_slack")
+        .is_none());
 }

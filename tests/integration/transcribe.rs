@@ -52,7 +52,11 @@ fn wav(segments: &[(f64, bool)]) -> Vec<u8> {
     for (seconds, loud) in segments {
         for n in 0..(seconds * f64::from(rate)) as usize {
             let t = n as f64 / f64::from(rate);
-            let value = if *loud { (t * 440.0 * std::f64::consts::TAU).sin() * 12000.0 } else { 0.0 };
+            let value = if *loud {
+                (t * 440.0 * std::f64::consts::TAU).sin() * 12000.0
+            } else {
+                0.0
+            };
             samples.push(value as i16);
         }
     }
@@ -87,8 +91,18 @@ struct Part {
 
 /// The parts of a multipart request, in order.
 fn parts(request: &Request) -> Vec<Part> {
-    let content_type = request.headers.get("content-type").unwrap().to_str().unwrap().to_owned();
-    let boundary = content_type.split("boundary=").nth(1).expect("a boundary").to_owned();
+    let content_type = request
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let boundary = content_type
+        .split("boundary=")
+        .nth(1)
+        .expect("a boundary")
+        .to_owned();
     let delimiter = format!("--{boundary}");
     let body = &request.body;
     let mut found = Vec::new();
@@ -100,10 +114,15 @@ fn parts(request: &Request) -> Vec<Part> {
         .collect();
     for pair in positions.windows(2) {
         let part = &body[pair[0] + delimiter.len() + 2..pair[1] - 2];
-        let split = part.windows(4).position(|w| w == b"\r\n\r\n").expect("part headers");
+        let split = part
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("part headers");
         let head = String::from_utf8_lossy(&part[..split]).into_owned();
         let attribute = |key: &str| {
-            head.split(&format!("{key}=\"")).nth(1).map(|rest| rest.split('"').next().unwrap().to_owned())
+            head.split(&format!("{key}=\""))
+                .nth(1)
+                .map(|rest| rest.split('"').next().unwrap().to_owned())
         };
         found.push(Part {
             name: attribute("name").unwrap(),
@@ -118,7 +137,10 @@ fn parts(request: &Request) -> Vec<Part> {
 }
 
 fn text_part(parts: &[Part], name: &str) -> String {
-    let part = parts.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no part {name}"));
+    let part = parts
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no part {name}"));
     String::from_utf8(part.content.clone()).unwrap()
 }
 
@@ -152,7 +174,9 @@ async fn deepgram_sends_the_url_with_the_api_options_and_writes_the_transcript()
     let vendor = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/listen"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deepgram_answer("hello this is ann", "0.98")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(deepgram_answer("hello this is ann", "0.98")),
+        )
         .mount(&vendor)
         .await;
     let yaml = config(&format!(
@@ -164,14 +188,23 @@ async fn deepgram_sends_the_url_with_the_api_options_and_writes_the_transcript()
         {"type": "text", "body": "hi", "encoding": "none"},
         {"type": "recording", "url": "https://media.example/rec/1.mp3", "duration": 92.4, "mediatype": "audio/mpeg"}
     ])));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let received = vendor.received_requests().await.unwrap();
     assert_eq!(received.len(), 1);
     let request = &received[0];
-    assert_eq!(request.url.query(), Some("model=nova-2&smart_format=true&keywords=ann&keywords=bob"));
+    assert_eq!(
+        request.url.query(),
+        Some("model=nova-2&smart_format=true&keywords=ann&keywords=bob")
+    );
     assert_eq!(request.headers["authorization"], "Token dg-secret");
     assert_eq!(request.headers["content-type"], "application/json");
-    assert!(request.headers["user-agent"].to_str().unwrap().starts_with("conserver/"));
+    assert!(request.headers["user-agent"]
+        .to_str()
+        .unwrap()
+        .starts_with("conserver/"));
     assert_eq!(
         serde_json::from_slice::<Value>(&request.body).unwrap(),
         json!({"url": "https://media.example/rec/1.mp3"})
@@ -189,33 +222,48 @@ async fn deepgram_sends_the_url_with_the_api_options_and_writes_the_transcript()
                                         "api": {"model": "nova-2", "smart_format": true, "keywords": ["ann", "bob"]}}}
         }])
     );
-    assert!(!doc.text().contains("dg-secret"), "the key is never copied into the vCon");
+    assert!(
+        !doc.text().contains("dg-secret"),
+        "the key is never copied into the vCon"
+    );
     // Seen again (a crash after the write-back): no second paid call.
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Skipped);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Skipped
+    );
     assert_eq!(vendor.received_requests().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
-async fn deepgram_link_presets_the_vendor_reads_wav_durations_and_skips_short_or_unconfident_results() {
+async fn deepgram_link_presets_the_vendor_reads_wav_durations_and_skips_short_or_unconfident_results(
+) {
     let media = MockServer::start().await;
     for (name, seconds) in [("long.wav", 90.0), ("short.wav", 10.0), ("quiet.wav", 75.0)] {
         Mock::given(method("GET"))
             .and(path(format!("/media/{name}")))
             .and(header("range", "bytes=0-65535"))
-            .respond_with(ResponseTemplate::new(206).set_body_bytes(wav(&[(seconds, false)])[..44].to_vec()))
+            .respond_with(
+                ResponseTemplate::new(206).set_body_bytes(wav(&[(seconds, false)])[..44].to_vec()),
+            )
             .mount(&media)
             .await;
     }
     let vendor = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/listen"))
-        .and(body_json(json!({"url": format!("{}/media/long.wav", media.uri())})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deepgram_answer("a long call", "0.91")))
+        .and(body_json(
+            json!({"url": format!("{}/media/long.wav", media.uri())}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(deepgram_answer("a long call", "0.91")),
+        )
         .mount(&vendor)
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/listen"))
-        .and(body_json(json!({"url": format!("{}/media/quiet.wav", media.uri())})))
+        .and(body_json(
+            json!({"url": format!("{}/media/quiet.wav", media.uri())}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(deepgram_answer("mumble", "0.2")))
         .mount(&vendor)
         .await;
@@ -234,14 +282,24 @@ async fn deepgram_link_presets_the_vendor_reads_wav_durations_and_skips_short_or
         {"type": "recording", "url": format!("{}/media/short.wav", media.uri())},
         {"type": "recording", "url": format!("{}/media/quiet.wav", media.uri())}
     ])));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let value = doc.value().clone();
     assert_eq!(value["dialog"][0]["duration"], json!(90.0));
     assert_eq!(value["dialog"][1]["duration"], json!(10.0));
     let written = value["analysis"].as_array().unwrap();
-    assert_eq!(written.len(), 1, "short and unconfident dialogs are skipped");
+    assert_eq!(
+        written.len(),
+        1,
+        "short and unconfident dialogs are skipped"
+    );
     assert_eq!(written[0]["dialog"], 0);
-    assert_eq!(written[0]["vendor_schema"]["opts"], json!({"minimum_duration": 60, "minimum_confidence": 0.5, "base_url": vendor.uri(), "api": {"model": "nova-3"}}));
+    assert_eq!(
+        written[0]["vendor_schema"]["opts"],
+        json!({"minimum_duration": 60, "minimum_confidence": 0.5, "base_url": vendor.uri(), "api": {"model": "nova-3"}})
+    );
     assert_eq!(vendor.received_requests().await.unwrap().len(), 2);
 }
 
@@ -252,7 +310,10 @@ async fn openai_uploads_the_recording_with_model_and_language() {
     let vendor = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/audio/transcriptions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"text": "Hello, this is Ann. ¿Qué tal?"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"text": "Hello, this is Ann. ¿Qué tal?"})),
+        )
         .mount(&vendor)
         .await;
     let yaml = config(&format!(
@@ -260,12 +321,17 @@ async fn openai_uploads_the_recording_with_model_and_language() {
         vendor.uri()
     ));
     let (link, _, warnings) = link_from_yaml(&yaml, "whisper");
-    assert!(warnings.iter().any(|w| w.contains("deprecated alias of the transcribe link with vendor openai")));
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("deprecated alias of the transcribe link with vendor openai")));
     let url = format!("{}/media/call%201.wav", media.uri());
     let mut doc = document(vcon(json!([
         {"type": "recording", "url": url, "content_hash": content_hash(&audio), "mediatype": "audio/wav"}
     ])));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let received = vendor.received_requests().await.unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].headers["authorization"], "Bearer sk-test");
@@ -284,7 +350,10 @@ async fn openai_uploads_the_recording_with_model_and_language() {
     assert_eq!(text_part(&sent, "language"), "en");
     let written = analysis(&mut doc);
     assert_eq!(written[0]["vendor"], "openai");
-    assert_eq!(written[0]["body"], "{\"text\": \"Hello, this is Ann. \\u00bfQu\\u00e9 tal?\"}");
+    assert_eq!(
+        written[0]["body"],
+        "{\"text\": \"Hello, this is Ann. \\u00bfQu\\u00e9 tal?\"}"
+    );
     assert_eq!(
         written[0]["vendor_schema"]["opts"],
         json!({"AZURE_OPENAI_API_VERSION": "2024-10-21", "model": "whisper-1", "language": "en", "minimum_duration": 3,
@@ -300,7 +369,9 @@ async fn openai_on_azure_reports_usage() {
     let vendor = MockServer::start().await;
     let answer = json!({"text": "hello", "usage": {"type": "tokens", "input_tokens": 14, "input_token_details": {"text_tokens": 0, "audio_tokens": 14}, "output_tokens": 45, "total_tokens": 59}});
     Mock::given(method("POST"))
-        .and(path("/openai/deployments/gpt-4o-transcribe/audio/transcriptions"))
+        .and(path(
+            "/openai/deployments/gpt-4o-transcribe/audio/transcriptions",
+        ))
         .and(query_param("api-version", "2025-01-01"))
         .and(header("api-key", "az-key"))
         .respond_with(ResponseTemplate::new(200).set_body_json(answer.clone()))
@@ -319,13 +390,32 @@ async fn openai_on_azure_reports_usage() {
         usage.uri()
     ));
     let (link, _, _) = link_from_yaml(&yaml, "t");
-    let mut doc = document(vcon(json!([{"type": "recording", "url": format!("{}/media/a.wav", media.uri()), "duration": 5}])));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
-    assert_eq!(text_part(&parts(&vendor.received_requests().await.unwrap()[0]), "model"), "gpt-4o-transcribe");
+    let mut doc = document(vcon(
+        json!([{"type": "recording", "url": format!("{}/media/a.wav", media.uri()), "duration": 5}]),
+    ));
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
+    assert_eq!(
+        text_part(
+            &parts(&vendor.received_requests().await.unwrap()[0]),
+            "model"
+        ),
+        "gpt-4o-transcribe"
+    );
     let written = analysis(&mut doc);
-    assert_eq!(serde_json::from_str::<Value>(written[0]["body"].as_str().unwrap()).unwrap(), answer);
+    assert_eq!(
+        serde_json::from_str::<Value>(written[0]["body"].as_str().unwrap()).unwrap(),
+        answer
+    );
     let opts = &written[0]["vendor_schema"]["opts"];
-    for secret in ["AZURE_OPENAI_API_KEY", "ai_usage_api_token", "send_ai_usage_data_to_url", "AZURE_OPENAI_ENDPOINT"] {
+    for secret in [
+        "AZURE_OPENAI_API_KEY",
+        "ai_usage_api_token",
+        "send_ai_usage_data_to_url",
+        "AZURE_OPENAI_ENDPOINT",
+    ] {
         assert!(opts.get(secret).is_none(), "{secret} in {opts}");
     }
     let reports = usage.received_requests().await.unwrap();
@@ -335,7 +425,13 @@ async fn openai_on_azure_reports_usage() {
     assert_eq!(report["type"], "VCON_PROCESSING");
     assert_eq!(report["sub_type"], "OPENAI_TRANSCRIBE");
     assert_eq!(report["unit_type"], "tokens");
-    assert_eq!((report["input_units"].as_u64(), report["output_units"].as_u64()), (Some(14), Some(45)));
+    assert_eq!(
+        (
+            report["input_units"].as_u64(),
+            report["output_units"].as_u64()
+        ),
+        (Some(14), Some(45))
+    );
     assert_eq!(report["ai_model"], "gpt-4o-transcribe");
     assert!(report["created_at"].as_str().unwrap().ends_with('Z'));
 }
@@ -357,8 +453,13 @@ async fn openai_splits_a_long_recording_at_its_silences_with_ffmpeg() {
         vendor.uri()
     ));
     let (link, _, _) = link_from_yaml(&yaml, "t");
-    let mut doc = document(vcon(json!([{"type": "recording", "url": format!("{}/media/long.wav", media.uri())}])));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    let mut doc = document(vcon(
+        json!([{"type": "recording", "url": format!("{}/media/long.wav", media.uri())}]),
+    ));
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let received = vendor.received_requests().await.unwrap();
     assert_eq!(received.len(), 2);
     for request in &received {
@@ -366,9 +467,13 @@ async fn openai_splits_a_long_recording_at_its_silences_with_ffmpeg() {
         assert_eq!(sent[0].content_type.as_deref(), Some("audio/mpeg"));
         assert!(sent[0].filename.as_deref().unwrap().ends_with(".mp3"));
     }
-    let body: Value = serde_json::from_str(analysis(&mut doc)[0]["body"].as_str().unwrap()).unwrap();
+    let body: Value =
+        serde_json::from_str(analysis(&mut doc)[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["text"], "part part");
-    assert_eq!(body["usage"], json!({"type": "tokens", "input_tokens": 20, "total_tokens": 24, "output_tokens": 4, "input_token_details": {"text_tokens": 0, "audio_tokens": 20}}));
+    assert_eq!(
+        body["usage"],
+        json!({"type": "tokens", "input_tokens": 20, "total_tokens": 24, "output_tokens": 4, "input_token_details": {"text_tokens": 0, "audio_tokens": 20}})
+    );
     assert_eq!(body["chunked_transcription"]["total_chunks"], 2);
     // Without a usable ffmpeg a recording that must be split fails, naming the program.
     let yaml = config(&format!(
@@ -376,9 +481,15 @@ async fn openai_splits_a_long_recording_at_its_silences_with_ffmpeg() {
         vendor.uri()
     ));
     let (link, _, _) = link_from_yaml(&yaml, "t");
-    let mut doc = document(vcon(json!([{"type": "recording", "url": format!("{}/media/long.wav", media.uri())}])));
+    let mut doc = document(vcon(
+        json!([{"type": "recording", "url": format!("{}/media/long.wav", media.uri())}]),
+    ));
     let error = run_link(&link, &mut doc).await.unwrap_err();
-    assert!(shown(&error).contains("/nonexistent/ffmpeg"), "{}", shown(&error));
+    assert!(
+        shown(&error).contains("/nonexistent/ffmpeg"),
+        "{}",
+        shown(&error)
+    );
     assert!(!error.is_retriable());
 }
 
@@ -388,7 +499,10 @@ async fn groq_sends_the_inline_body() {
     let vendor = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/openai/v1/audio/transcriptions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"text": " Hello.", "x_groq": {"id": "req_01"}})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"text": " Hello.", "x_groq": {"id": "req_01"}})),
+        )
         .mount(&vendor)
         .await;
     let yaml = config(&format!(
@@ -396,20 +510,37 @@ async fn groq_sends_the_inline_body() {
         vendor.uri()
     ));
     let (link, _, warnings) = link_from_yaml(&yaml, "g");
-    assert!(warnings.iter().any(|w| w.contains("Content-Type: ignored")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("Content-Type: ignored")),
+        "{warnings:?}"
+    );
     let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&audio);
-    let mut doc = document(vcon(json!([{"type": "recording", "body": body, "encoding": "base64url", "mediatype": "audio/x-wav", "filename": "ab.wav", "duration": 1}])));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    let mut doc = document(vcon(
+        json!([{"type": "recording", "body": body, "encoding": "base64url", "mediatype": "audio/x-wav", "filename": "ab.wav", "duration": 1}]),
+    ));
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let request = &vendor.received_requests().await.unwrap()[0];
     assert_eq!(request.headers["authorization"], "Bearer gsk-1");
     let sent = parts(request);
-    assert_eq!((sent[0].filename.as_deref(), sent[0].content.as_slice()), (Some("ab.wav"), audio.as_slice()));
+    assert_eq!(
+        (sent[0].filename.as_deref(), sent[0].content.as_slice()),
+        (Some("ab.wav"), audio.as_slice())
+    );
     assert_eq!(text_part(&sent, "model"), "whisper-large-v3-turbo");
     assert_eq!(text_part(&sent, "response_format"), "json");
     let written = analysis(&mut doc);
     assert_eq!(written[0]["vendor"], "groq_whisper");
-    assert_eq!(written[0]["body"], "{\"text\": \" Hello.\", \"x_groq\": {\"id\": \"req_01\"}}");
-    assert_eq!(written[0]["vendor_schema"]["opts"], json!({"minimum_duration": 0, "Content-Type": "audio/flac", "base_url": format!("{}/openai/v1", vendor.uri())}));
+    assert_eq!(
+        written[0]["body"],
+        "{\"text\": \" Hello.\", \"x_groq\": {\"id\": \"req_01\"}}"
+    );
+    assert_eq!(
+        written[0]["vendor_schema"]["opts"],
+        json!({"minimum_duration": 0, "Content-Type": "audio/flac", "base_url": format!("{}/openai/v1", vendor.uri())})
+    );
 }
 
 #[tokio::test]
@@ -427,8 +558,13 @@ async fn hugging_face_posts_the_bytes() {
         vendor.uri()
     ));
     let (link, _, _) = link_from_yaml(&yaml, "hf");
-    let mut doc = document(vcon(json!([{"type": "recording", "url": format!("{}/media/x.flac", media.uri()), "duration": 40}])));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    let mut doc = document(vcon(
+        json!([{"type": "recording", "url": format!("{}/media/x.flac", media.uri()), "duration": 40}]),
+    ));
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let request = &vendor.received_requests().await.unwrap()[0];
     assert_eq!(request.headers["authorization"], "Bearer hf_abc");
     assert_eq!(request.headers["accept"], "application/json");
@@ -441,7 +577,10 @@ async fn hugging_face_posts_the_bytes() {
 
 /// A `transcribe` link with vendor `groq` (inline audio, so the only requests are the vendor's)
 /// against `vendor`, with `extra` vendor options.
-fn groq_link(vendor: &MockServer, extra: &str) -> (Arc<dyn Link>, conserver::modules::ModuleContext) {
+fn groq_link(
+    vendor: &MockServer,
+    extra: &str,
+) -> (Arc<dyn Link>, conserver::modules::ModuleContext) {
     let yaml = config(&format!(
         "  g:\n    module: transcribe\n    options:\n      vendor: groq\n      vendor_options: {{API_KEY: k, base_url: '{}', minimum_duration: 0{extra}}}\n",
         vendor.uri()
@@ -452,14 +591,20 @@ fn groq_link(vendor: &MockServer, extra: &str) -> (Arc<dyn Link>, conserver::mod
 
 fn inline_vcon() -> conserver::vcon::Document {
     let body = base64::engine::general_purpose::STANDARD.encode(wav(&[(0.5, true)]));
-    document(vcon(json!([{"type": "recording", "body": body, "encoding": "base64url"}])))
+    document(vcon(
+        json!([{"type": "recording", "body": body, "encoding": "base64url"}]),
+    ))
 }
 
 #[tokio::test]
 async fn vendor_429_and_5xx_are_retried_honouring_retry_after() {
     let vendor = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0").set_body_string("slow down"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "0")
+                .set_body_string("slow down"),
+        )
         .up_to_n_times(1)
         .mount(&vendor)
         .await;
@@ -474,13 +619,19 @@ async fn vendor_429_and_5xx_are_retried_honouring_retry_after() {
         .await;
     let (link, ctx) = groq_link(&vendor, "");
     let mut doc = inline_vcon();
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     assert_eq!(vendor.received_requests().await.unwrap().len(), 3);
     assert_eq!(common::retries(&ctx, "g", "429"), 1);
     assert_eq!(common::retries(&ctx, "g", "5xx"), 1);
     // More 5xx than attempts: the run fails, transiently (a reprocess may succeed).
     let down = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&down).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&down)
+        .await;
     let (link, _) = groq_link(&down, "");
     let error = run_link(&link, &mut inline_vcon()).await.unwrap_err();
     assert!(error.is_retriable());
@@ -497,10 +648,17 @@ async fn vendor_401_fails_at_once_with_its_message() {
     let (link, ctx) = groq_link(&vendor, "");
     let mut doc = inline_vcon();
     let error = run_link(&link, &mut doc).await.unwrap_err();
-    assert_eq!(vendor.received_requests().await.unwrap().len(), 1, "no retry on 401");
+    assert_eq!(
+        vendor.received_requests().await.unwrap().len(),
+        1,
+        "no retry on 401"
+    );
     assert!(!error.is_retriable());
     let message = shown(&error);
-    assert!(message.contains("401") && message.contains("Invalid API Key"), "{message}");
+    assert!(
+        message.contains("401") && message.contains("Invalid API Key"),
+        "{message}"
+    );
     assert!(!message.contains("Bearer k"), "{message}");
     assert_eq!(common::retries(&ctx, "g", "other"), 0);
     assert!(doc.value().get("analysis").is_none(), "nothing written");
@@ -510,12 +668,20 @@ async fn vendor_401_fails_at_once_with_its_message() {
 async fn a_vendor_that_does_not_answer_in_time_is_retried_then_fails() {
     let vendor = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"text": "late"})).set_delay(Duration::from_secs(5)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"text": "late"}))
+                .set_delay(Duration::from_secs(5)),
+        )
         .mount(&vendor)
         .await;
     let (link, ctx) = groq_link(&vendor, ", timeout: 0.2");
     let error = run_link(&link, &mut inline_vcon()).await.unwrap_err();
-    assert!(shown(&error).contains("within the timeout"), "{}", shown(&error));
+    assert!(
+        shown(&error).contains("within the timeout"),
+        "{}",
+        shown(&error)
+    );
     assert!(error.is_retriable());
     assert_eq!(common::retries(&ctx, "g", "timeout"), 2);
 }
@@ -523,12 +689,24 @@ async fn a_vendor_that_does_not_answer_in_time_is_retried_then_fails() {
 #[tokio::test]
 async fn answers_that_are_not_the_documented_shape_and_empty_transcripts_fail() {
     for (answer, expected) in [
-        (ResponseTemplate::new(200).set_body_string("<html>gateway</html>"), "not a JSON object"),
-        (ResponseTemplate::new(200).set_body_json(json!({"transcript": "x"})), "no text string"),
-        (ResponseTemplate::new(200).set_body_json(json!({"text": "  "})), "empty transcript for dialog 0"),
+        (
+            ResponseTemplate::new(200).set_body_string("<html>gateway</html>"),
+            "not a JSON object",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(json!({"transcript": "x"})),
+            "no text string",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(json!({"text": "  "})),
+            "empty transcript for dialog 0",
+        ),
     ] {
         let vendor = MockServer::start().await;
-        Mock::given(method("POST")).respond_with(answer).mount(&vendor).await;
+        Mock::given(method("POST"))
+            .respond_with(answer)
+            .mount(&vendor)
+            .await;
         let (link, _) = groq_link(&vendor, "");
         let mut doc = inline_vcon();
         let error = run_link(&link, &mut doc).await.unwrap_err();
@@ -539,7 +717,10 @@ async fn answers_that_are_not_the_documented_shape_and_empty_transcripts_fail() 
     }
     let deepgram = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"metadata": {}, "results": {"channels": []}})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"metadata": {}, "results": {"channels": []}})),
+        )
         .mount(&deepgram)
         .await;
     let yaml = config(&format!(
@@ -547,9 +728,15 @@ async fn answers_that_are_not_the_documented_shape_and_empty_transcripts_fail() 
         deepgram.uri()
     ));
     let (link, _, _) = link_from_yaml(&yaml, "dg");
-    let mut doc = document(vcon(json!([{"type": "recording", "url": "https://m.example/a.mp3", "duration": 100}])));
+    let mut doc = document(vcon(
+        json!([{"type": "recording", "url": "https://m.example/a.mp3", "duration": 100}]),
+    ));
     let error = run_link(&link, &mut doc).await.unwrap_err();
-    assert!(shown(&error).contains("results.channels[0].alternatives[0]"), "{}", shown(&error));
+    assert!(
+        shown(&error).contains("results.channels[0].alternatives[0]"),
+        "{}",
+        shown(&error)
+    );
 }
 
 #[tokio::test]
@@ -563,14 +750,26 @@ async fn recordings_that_cannot_be_fetched_or_checked_fail_without_a_vendor_call
         .await;
     let other = content_hash(b"another recording");
     let cases = [
-        (json!({"type": "recording", "url": format!("{}/media/missing.wav", media.uri())}), "404", ""),
+        (
+            json!({"type": "recording", "url": format!("{}/media/missing.wav", media.uri())}),
+            "404",
+            "",
+        ),
         (
             json!({"type": "recording", "url": format!("{}/media/a.wav", media.uri()), "content_hash": other}),
             "does not match its content_hash",
             "",
         ),
-        (json!({"type": "recording", "url": format!("{}/media/a.wav", media.uri())}), "limits.max_media_bytes", "limits: {max_media_bytes: 100}\n"),
-        (json!({"type": "recording", "url": "ftp://m.example/a.wav"}), "only http and https", ""),
+        (
+            json!({"type": "recording", "url": format!("{}/media/a.wav", media.uri())}),
+            "limits.max_media_bytes",
+            "limits: {max_media_bytes: 100}\n",
+        ),
+        (
+            json!({"type": "recording", "url": "ftp://m.example/a.wav"}),
+            "only http and https",
+            "",
+        ),
     ];
     for (dialog, expected, limits) in cases {
         let yaml = format!(
@@ -588,7 +787,10 @@ async fn recordings_that_cannot_be_fetched_or_checked_fail_without_a_vendor_call
         assert!(message.contains(expected), "{expected}: {message}");
         assert!(!error.is_retriable(), "{message}");
         if expected.contains("content_hash") {
-            assert!(message.contains(&other) && message.contains(&content_hash(&audio)), "both hashes named: {message}");
+            assert!(
+                message.contains(&other) && message.contains(&content_hash(&audio)),
+                "both hashes named: {message}"
+            );
         }
     }
     assert!(vendor.received_requests().await.unwrap().is_empty());
@@ -607,15 +809,40 @@ async fn transcribe_options_are_checked_when_the_configuration_is_read() {
             .collect()
     };
     let problems = link_problems(&config("  t: {module: transcribe, options: {}}\n"), "t");
-    assert_eq!(problems, ["links.t.options.vendor: is required: one of openai, groq, hugging_face, deepgram"]);
-    let problems = link_problems(&config("  t: {module: transcribe, options: {vendor: whisper_builtin}}\n"), "t");
+    assert_eq!(
+        problems,
+        ["links.t.options.vendor: is required: one of openai, groq, hugging_face, deepgram"]
+    );
+    let problems = link_problems(
+        &config("  t: {module: transcribe, options: {vendor: whisper_builtin}}\n"),
+        "t",
+    );
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("supported vendors: openai, groq, hugging_face, deepgram"), "{problems:?}");
+    assert!(
+        problems[0].contains("supported vendors: openai, groq, hugging_face, deepgram"),
+        "{problems:?}"
+    );
     let problems = link_problems(&config("  t: {module: transcribe, options: {vendor: deepgram, vendor_options: {api: {}, modle: x}}}\n"), "t");
-    assert!(problems.iter().any(|p| p.starts_with("links.t.options.vendor_options.DEEPGRAM_KEY: is required")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.starts_with("links.t.options.vendor_options.modle: unknown key")), "{problems:?}");
-    let problems = link_problems(&config("  t: {module: hugging_face_whisper, options: {API_KEY: x}}\n"), "t");
-    assert_eq!(problems, ["links.t.options.vendor_options.API_URL: is required"]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("links.t.options.vendor_options.DEEPGRAM_KEY: is required")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("links.t.options.vendor_options.modle: unknown key")),
+        "{problems:?}"
+    );
+    let problems = link_problems(
+        &config("  t: {module: hugging_face_whisper, options: {API_KEY: x}}\n"),
+        "t",
+    );
+    assert_eq!(
+        problems,
+        ["links.t.options.vendor_options.API_URL: is required"]
+    );
     let problems = link_problems(&config("  t: {module: transcribe, options: {vendor: openai, vendor_options: {model: whisper-1}}}\n"), "t");
     assert!(problems[0].contains("an OpenAI key"), "{problems:?}");
 }
@@ -638,15 +865,24 @@ async fn wtf_transcribe_posts_the_audio_and_writes_the_wtf_document() {
     ));
     let (link, _, _) = link_from_yaml(&yaml, "w");
     let inline = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&audio);
-    let mut doc = document(vcon(json!([{"type": "recording", "url": "file:///etc/passwd"}])));
+    let mut doc = document(vcon(
+        json!([{"type": "recording", "url": "file:///etc/passwd"}]),
+    ));
     let error = run_link(&link, &mut doc).await.unwrap_err();
-    assert!(shown(&error).contains("allow_file_urls"), "{}", shown(&error));
+    assert!(
+        shown(&error).contains("allow_file_urls"),
+        "{}",
+        shown(&error)
+    );
     let mut doc = document(vcon(json!([
         {"type": "recording", "url": format!("{}/media/a.wav", media.uri()), "content_hash": content_hash(&audio)},
         {"type": "recording", "body": inline, "encoding": "base64url", "mimetype": "audio/x-wav", "filename": "second.wav"},
         {"type": "recording"}
     ])));
-    assert_eq!(run_link(&link, &mut doc).await.unwrap(), LinkOutcome::Continue);
+    assert_eq!(
+        run_link(&link, &mut doc).await.unwrap(),
+        LinkOutcome::Continue
+    );
     let received = vfun.received_requests().await.unwrap();
     assert_eq!(received.len(), 2);
     assert_eq!(received[0].headers["authorization"], "Bearer vk");
@@ -655,9 +891,18 @@ async fn wtf_transcribe_posts_the_audio_and_writes_the_wtf_document() {
     assert_eq!(first[0].filename.as_deref(), Some("audio_0.wav"));
     assert_eq!(first[0].content_type.as_deref(), Some("audio/wav"));
     assert_eq!(first[0].content, audio);
-    assert_eq!((text_part(&first, "diarize"), text_part(&first, "language")), ("true".into(), "es".into()));
+    assert_eq!(
+        (text_part(&first, "diarize"), text_part(&first, "language")),
+        ("true".into(), "es".into())
+    );
     let second = parts(&received[1]);
-    assert_eq!((second[0].filename.as_deref(), second[0].content_type.as_deref()), (Some("second.wav"), Some("audio/x-wav")));
+    assert_eq!(
+        (
+            second[0].filename.as_deref(),
+            second[0].content_type.as_deref()
+        ),
+        (Some("second.wav"), Some("audio/x-wav"))
+    );
     let written = analysis(&mut doc);
     assert_eq!(written.as_array().unwrap().len(), 2);
     assert_eq!(
@@ -671,16 +916,24 @@ async fn wtf_transcribe_posts_the_audio_and_writes_the_wtf_document() {
 /// Start the engine of a test state (what `serve` does for the roles `all` and `worker`).
 async fn start_engine(state: &common::TestState) -> Arc<ChainEngine> {
     let live = state.state.config();
-    let engine = ChainEngine::start(&live.config, &live.pipelines, state.state.store.clone(), state.state.metrics.clone())
-        .await
-        .expect("the engine starts");
+    let engine = ChainEngine::start(
+        &live.config,
+        &live.pipelines,
+        state.state.store.clone(),
+        state.state.metrics.clone(),
+    )
+    .await
+    .expect("the engine starts");
     let engine = Arc::new(engine);
     state.state.set_engine(engine.clone());
     engine
 }
 
 fn llen(key: &str) -> u64 {
-    let mut redis = redis::Client::open(common::redis_url()).unwrap().get_connection().unwrap();
+    let mut redis = redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
     redis::cmd("LLEN").arg(key).query(&mut redis).unwrap()
 }
 
@@ -691,7 +944,10 @@ async fn a_chain_transcribes_a_real_recording_checks_its_hash_and_tags_it() {
     let vendor = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/audio/transcriptions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"text": "Hello, this is Alice. Hi Alice, Bob here."})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"text": "Hello, this is Alice. Hi Alice, Bob here."})),
+        )
         .mount(&vendor)
         .await;
     let yaml = format!(
@@ -718,12 +974,21 @@ chains:
     let url = format!("{}/media/ab_call.wav", media.uri());
     let good = "0194a3f4-5b6c-7d8e-9f00-0000000e2e01";
     let tampered = "0194a3f4-5b6c-7d8e-9f00-0000000e2e02";
-    for (uuid, hash) in [(good, content_hash(&recording)), (tampered, content_hash(b"not the recording"))] {
+    for (uuid, hash) in [
+        (good, content_hash(&recording)),
+        (tampered, content_hash(b"not the recording")),
+    ] {
         let body = json!({"uuid": uuid, "vcon": "0.3.0", "created_at": "2024-05-01T10:00:00Z",
                           "parties": [{"name": "Alice"}, {"name": "Bob"}],
                           "dialog": [{"type": "recording", "start": "2024-05-01T10:00:00Z", "parties": [0, 1],
                                       "url": url, "content_hash": hash, "mediatype": "audio/x-wav", "filename": "ab_call.wav"}]});
-        let reply = send(&app, TestRequest::post().uri("/vcon?ingress_lists=calls").set_payload(body.to_string())).await;
+        let reply = send(
+            &app,
+            TestRequest::post()
+                .uri("/vcon?ingress_lists=calls")
+                .set_payload(body.to_string()),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -731,18 +996,39 @@ chains:
         assert!(Instant::now() < deadline, "the two vCons did not finish");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let stored = send(&app, TestRequest::get().uri(&format!("/vcon/{good}"))).await.json();
+    let stored = send(&app, TestRequest::get().uri(&format!("/vcon/{good}")))
+        .await
+        .json();
     assert_eq!(stored["analysis"][0]["type"], "transcript");
     assert_eq!(stored["analysis"][0]["vendor"], "openai");
-    assert_eq!(stored["analysis"][0]["body"], "{\"text\": \"Hello, this is Alice. Hi Alice, Bob here.\"}");
-    assert_eq!(stored["attachments"], json!([{"purpose": "tags", "body": "[\"transcribed:transcribed\"]", "encoding": "json"}]));
+    assert_eq!(
+        stored["analysis"][0]["body"],
+        "{\"text\": \"Hello, this is Alice. Hi Alice, Bob here.\"}"
+    );
+    assert_eq!(
+        stored["attachments"],
+        json!([{"purpose": "tags", "body": "[\"transcribed:transcribed\"]", "encoding": "json"}])
+    );
     // The vendor got the recording itself, once: the tampered one never reached it.
     let received = vendor.received_requests().await.unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(parts(&received[0])[0].content, recording);
-    let mut redis = redis::Client::open(common::redis_url()).unwrap().get_connection().unwrap();
-    let dead: Vec<String> = redis::cmd("LRANGE").arg(format!("{p}DLQ:calls")).arg(0).arg(-1).query(&mut redis).unwrap();
+    let mut redis = redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let dead: Vec<String> = redis::cmd("LRANGE")
+        .arg(format!("{p}DLQ:calls"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut redis)
+        .unwrap();
     assert_eq!(dead, [tampered]);
-    let kept = send(&app, TestRequest::get().uri(&format!("/vcon/{tampered}"))).await.json();
-    assert!(kept.get("analysis").is_none(), "nothing written for the tampered recording");
+    let kept = send(&app, TestRequest::get().uri(&format!("/vcon/{tampered}")))
+        .await
+        .json();
+    assert!(
+        kept.get("analysis").is_none(),
+        "nothing written for the tampered recording"
+    );
 }

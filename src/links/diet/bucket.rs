@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
+use object_store::client::{HttpClient, HttpConnector};
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::client::{HttpClient, HttpConnector};
 use object_store::{
     Attribute, Attributes, BackoffConfig, ClientOptions, ObjectStore, PutOptions, PutPayload,
     RetryConfig,
@@ -41,7 +41,12 @@ impl HttpConnector for SharedClient {
 
 impl Bucket {
     /// The bucket the options name.
-    pub fn s3(options: &DietOptions, timeout: Duration, retry: &Retry, http: &reqwest::Client) -> Result<Bucket, String> {
+    pub fn s3(
+        options: &DietOptions,
+        timeout: Duration,
+        retry: &Retry,
+        http: &reqwest::Client,
+    ) -> Result<Bucket, String> {
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&options.s3_bucket)
             .with_region(&options.aws_region)
@@ -66,19 +71,30 @@ impl Bucket {
                 .with_allow_http(endpoint.0.scheme() == "http")
                 .with_virtual_hosted_style_request(false);
         }
-        let store = Arc::new(builder.build().map_err(|e| format!("the S3 bucket cannot be used: {e}"))?);
+        let store = Arc::new(
+            builder
+                .build()
+                .map_err(|e| format!("the S3 bucket cannot be used: {e}"))?,
+        );
         Ok(Bucket {
             store: store.clone(),
             signer: store,
             prefix: options.s3_path.trim_matches('/').to_owned(),
-            expiration: options.presigned_url_expiration.unwrap_or(Duration::from_secs(3600)),
+            expiration: options
+                .presigned_url_expiration
+                .unwrap_or(Duration::from_secs(3600)),
             timeout,
             name: options.s3_bucket.clone(),
         })
     }
 
     /// A bucket over any store and signer (tests, other stores).
-    pub fn over(store: Arc<dyn ObjectStore>, signer: Arc<dyn Signer>, prefix: &str, expiration: Duration) -> Bucket {
+    pub fn over(
+        store: Arc<dyn ObjectStore>,
+        signer: Arc<dyn Signer>,
+        prefix: &str,
+        expiration: Duration,
+    ) -> Bucket {
         Bucket {
             store,
             signer,
@@ -105,7 +121,12 @@ impl Bucket {
     }
 
     /// Upload `body` (as `text/plain`) and return a presigned GET URL of it.
-    pub async fn upload(&self, uuid: &str, dialog_id: &str, body: String) -> Result<String, LinkError> {
+    pub async fn upload(
+        &self,
+        uuid: &str,
+        dialog_id: &str,
+        body: String,
+    ) -> Result<String, LinkError> {
         let key = self.key(uuid, dialog_id);
         let path = Path::from(key.as_str());
         let failed = |what: &str, e: &dyn std::fmt::Display| {
@@ -155,7 +176,12 @@ mod tests {
             .build()
             .unwrap();
         (
-            Bucket::over(memory.clone(), Arc::new(signer), "/bodies/", Duration::from_secs(600)),
+            Bucket::over(
+                memory.clone(),
+                Arc::new(signer),
+                "/bodies/",
+                Duration::from_secs(600),
+            ),
             memory,
         )
     }
@@ -164,16 +190,28 @@ mod tests {
     async fn a_body_is_uploaded_as_text_and_replaced_by_a_presigned_url() {
         let (bucket, memory) = bucket();
         let uuid = "0191a3f4-5b6c-7d8e-9f00-000000000001";
-        let url = bucket.upload(uuid, "d1", "SGVsbG8=".to_owned()).await.unwrap();
+        let url = bucket
+            .upload(uuid, "d1", "SGVsbG8=".to_owned())
+            .await
+            .unwrap();
         let listed: Vec<_> = {
             use futures_util::TryStreamExt;
             memory.list(None).try_collect::<Vec<_>>().await.unwrap()
         };
         assert_eq!(listed.len(), 1);
         let key = listed[0].location.to_string();
-        assert!(key.starts_with(&format!("bodies/{uuid}/d1_")) && key.ends_with(".txt"), "{key}");
+        assert!(
+            key.starts_with(&format!("bodies/{uuid}/d1_")) && key.ends_with(".txt"),
+            "{key}"
+        );
         let stored = memory.get(&listed[0].location).await.unwrap();
-        assert_eq!(stored.attributes.get(&Attribute::ContentType).map(|v| v.as_ref()), Some("text/plain"));
+        assert_eq!(
+            stored
+                .attributes
+                .get(&Attribute::ContentType)
+                .map(|v| v.as_ref()),
+            Some("text/plain")
+        );
         assert_eq!(stored.bytes().await.unwrap().as_ref(), b"SGVsbG8=");
         let url = reqwest::Url::parse(&url).unwrap();
         assert_eq!(url.path(), format!("/media/{key}"));

@@ -84,7 +84,9 @@ impl ModuleOptions for DietOptions {
         if let Err(problem) = media_url(&self.post_media_to_url) {
             problems.error(&at.key("post_media_to_url"), problem);
         }
-        if !self.remove_dialog_body && (!self.s3_bucket.is_empty() || !self.post_media_to_url.is_empty()) {
+        if !self.remove_dialog_body
+            && (!self.s3_bucket.is_empty() || !self.post_media_to_url.is_empty())
+        {
             problems.warn(format!(
                 "{}: false, so no body is offloaded (s3_bucket and post_media_to_url have no effect)",
                 at.key("remove_dialog_body")
@@ -101,7 +103,9 @@ fn media_url(text: &str) -> Result<Option<Url>, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
     match url.scheme() {
         "http" | "https" => Ok(Some(url)),
-        other => Err(format!("'{text}' has the scheme '{other}'; only http and https are supported")),
+        other => Err(format!(
+            "'{text}' has the scheme '{other}'; only http and https are supported"
+        )),
     }
 }
 
@@ -131,7 +135,11 @@ pub struct Diet {
 impl LinkModule for Diet {
     type Options = DietOptions;
 
-    fn build(options: DietOptions, module: &Module<LinkKind>, ctx: &ModuleContext) -> Result<Diet, BuildError> {
+    fn build(
+        options: DietOptions,
+        module: &Module<LinkKind>,
+        ctx: &ModuleContext,
+    ) -> Result<Diet, BuildError> {
         let timeout = options.timeout.unwrap_or(ctx.limits.http_timeout);
         let offload = if !options.s3_bucket.is_empty() {
             Offload::Bucket(
@@ -170,7 +178,12 @@ impl Diet {
     }
 
     /// What replaces the body of one dialog: `(body, whether it is a URL)`.
-    async fn offloaded(&self, uuid: &str, dialog_id: &str, body: String) -> Result<(String, bool), LinkError> {
+    async fn offloaded(
+        &self,
+        uuid: &str,
+        dialog_id: &str,
+        body: String,
+    ) -> Result<(String, bool), LinkError> {
         match &self.offload {
             Offload::Drop => Ok((String::new(), false)),
             Offload::Bucket(bucket) => {
@@ -184,7 +197,8 @@ impl Diet {
                     url: url.clone(),
                     headers: http::json_headers(&HeaderMap::new()),
                     body: Bytes::from(
-                        json!({"content": body, "vcon_uuid": uuid, "dialog_id": dialog_id}).to_string(),
+                        json!({"content": body, "vcon_uuid": uuid, "dialog_id": dialog_id})
+                            .to_string(),
                     ),
                     timeout: self.timeout,
                     max_response_bytes: 1 << 20,
@@ -195,9 +209,20 @@ impl Diet {
                     .await
                     .map_err(|source| LinkError::Call { what: WHAT, source })?;
                 let answer: Value = serde_json::from_slice(&response.body).map_err(|_| {
-                    undocumented(WHAT, url, format!("the answer is not JSON: {}", http::logged_body(&response.body)))
+                    undocumented(
+                        WHAT,
+                        url,
+                        format!(
+                            "the answer is not JSON: {}",
+                            http::logged_body(&response.body)
+                        ),
+                    )
                 })?;
-                match answer.get("url").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+                match answer
+                    .get("url")
+                    .and_then(Value::as_str)
+                    .filter(|u| !u.is_empty())
+                {
                     Some(stored) => Ok((stored.to_owned(), true)),
                     None => Ok((String::new(), false)),
                 }
@@ -237,7 +262,11 @@ fn attachment_type(attachment: &Value) -> Option<&str> {
 
 #[async_trait]
 impl Link for Diet {
-    async fn run(&self, vcon: &mut Document, _ctx: &mut LinkContext<'_>) -> Result<LinkOutcome, LinkError> {
+    async fn run(
+        &self,
+        vcon: &mut Document,
+        _ctx: &mut LinkContext<'_>,
+    ) -> Result<LinkOutcome, LinkError> {
         if !vcon.is_unsigned() {
             return Ok(LinkOutcome::Skipped);
         }
@@ -277,7 +306,8 @@ impl Link for Diet {
                 .and_then(Value::as_array)
                 .is_some_and(|all| {
                     all.iter().any(|a| {
-                        attachment_type(a).is_some_and(|t| self.remove_attachment_types.iter().any(|r| r == t))
+                        attachment_type(a)
+                            .is_some_and(|t| self.remove_attachment_types.iter().any(|r| r == t))
                     })
                 });
         let drop_prompts = self.remove_system_prompts && has_system_prompt(vcon.value());
@@ -285,7 +315,9 @@ impl Link for Diet {
             return Ok(LinkOutcome::Continue);
         }
         let Value::Object(members) = vcon.value_mut() else {
-            return Err(LinkError::Content("the vCon is not a JSON object".to_owned()));
+            return Err(LinkError::Content(
+                "the vCon is not a JSON object".to_owned(),
+            ));
         };
         if let Some(Value::Array(dialogs)) = members.get_mut("dialog") {
             for (index, replacement, is_url) in bodies {
@@ -303,7 +335,8 @@ impl Link for Diet {
         if drop_attachments {
             if let Some(Value::Array(attachments)) = members.get_mut("attachments") {
                 attachments.retain(|a| {
-                    !attachment_type(a).is_some_and(|t| self.remove_attachment_types.iter().any(|r| r == t))
+                    !attachment_type(a)
+                        .is_some_and(|t| self.remove_attachment_types.iter().any(|r| r == t))
                 });
             }
         }

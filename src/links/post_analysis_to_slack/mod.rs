@@ -87,7 +87,10 @@ fn default_base_url() -> HttpUrl {
 impl ModuleOptions for SlackOptions {
     const IGNORED: &'static [(&'static str, &'static str)] = &[
         AFTER_LINK,
-        ("channel_name", "the Python module never used it; posts go to default_channel_name"),
+        (
+            "channel_name",
+            "the Python module never used it; posts go to default_channel_name",
+        ),
     ];
 }
 
@@ -109,7 +112,11 @@ pub struct PostAnalysisToSlack {
 impl LinkModule for PostAnalysisToSlack {
     type Options = SlackOptions;
 
-    fn build(options: SlackOptions, module: &Module<LinkKind>, ctx: &ModuleContext) -> Result<Self, BuildError> {
+    fn build(
+        options: SlackOptions,
+        module: &Module<LinkKind>,
+        ctx: &ModuleContext,
+    ) -> Result<Self, BuildError> {
         Ok(PostAnalysisToSlack {
             post_url: super::transcribe::deepgram::join(&options.base_url.0, "chat.postMessage"),
             authorization: secret_header(&format!("Bearer {}", options.token), "token")
@@ -174,7 +181,12 @@ fn decoded(body: &Value) -> Option<Value> {
 /// The team and dealer of the last `strolid_dealer` attachment with a team.
 fn team_and_dealer(vcon: &Value) -> Option<(String, Option<String>)> {
     let mut found = None;
-    for attachment in vcon.get("attachments").and_then(Value::as_array).into_iter().flatten() {
+    for attachment in vcon
+        .get("attachments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let purpose = attachment
             .get("purpose")
             .or_else(|| attachment.get("type"))
@@ -185,10 +197,18 @@ fn team_and_dealer(vcon: &Value) -> Option<(String, Option<String>)> {
         let Some(body) = attachment.get("body").and_then(decoded) else {
             continue;
         };
-        let Some(team) = body.get("team").and_then(|t| t.get("name")).and_then(Value::as_str) else {
+        let Some(team) = body
+            .get("team")
+            .and_then(|t| t.get("name"))
+            .and_then(Value::as_str)
+        else {
             continue;
         };
-        let team = team.split_whitespace().next().unwrap_or_default().to_lowercase();
+        let team = team
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
         let dealer = body.get("name").and_then(Value::as_str).map(str::to_owned);
         found = Some((team, dealer));
     }
@@ -198,14 +218,22 @@ fn team_and_dealer(vcon: &Value) -> Option<(String, Option<String>)> {
 impl PostAnalysisToSlack {
     /// Post `text` to `channel`: `Ok(Err(code))` when Slack refused it (`{"ok": false}`),
     /// `ratelimited` retried as a 429.
-    async fn post(&self, channel: &str, text: &str, blocks: Option<&Value>) -> Result<Result<(), String>, HttpError> {
+    async fn post(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Option<&Value>,
+    ) -> Result<Result<(), String>, HttpError> {
         let mut message = json!({"channel": channel, "text": text});
         if let Some(blocks) = blocks {
             message["blocks"] = blocks.clone();
         }
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, self.authorization.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         let request = Request {
             method: Method::POST,
             url: self.post_url.clone(),
@@ -219,14 +247,22 @@ impl PostAnalysisToSlack {
             if !response.status.is_success() {
                 return Err(response.into_error(&self.post_url));
             }
-            let answer: Value = serde_json::from_slice(&response.body).map_err(|_| HttpError::Permanent {
-                url: self.post_url.to_string(),
-                message: format!("Slack's answer is not JSON: {}", http::logged_body(&response.body)),
-            })?;
+            let answer: Value =
+                serde_json::from_slice(&response.body).map_err(|_| HttpError::Permanent {
+                    url: self.post_url.to_string(),
+                    message: format!(
+                        "Slack's answer is not JSON: {}",
+                        http::logged_body(&response.body)
+                    ),
+                })?;
             if answer.get("ok").and_then(Value::as_bool) == Some(true) {
                 return Ok(Ok(()));
             }
-            let code = answer.get("error").and_then(Value::as_str).unwrap_or("unknown_error").to_owned();
+            let code = answer
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown_error")
+                .to_owned();
             if code == "ratelimited" {
                 return Err(HttpError::from_status(
                     self.post_url.as_str(),
@@ -241,7 +277,12 @@ impl PostAnalysisToSlack {
     }
 
     /// Post, a refusal being a failure.
-    async fn post_or_fail(&self, channel: &str, text: &str, blocks: Option<&Value>) -> Result<(), LinkError> {
+    async fn post_or_fail(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Option<&Value>,
+    ) -> Result<(), LinkError> {
         match self.post(channel, text, blocks).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(code)) => Err(LinkError::Call {
@@ -261,30 +302,46 @@ impl PostAnalysisToSlack {
 
 #[async_trait]
 impl Link for PostAnalysisToSlack {
-    async fn run(&self, vcon: &mut Document, _ctx: &mut LinkContext<'_>) -> Result<LinkOutcome, LinkError> {
+    async fn run(
+        &self,
+        vcon: &mut Document,
+        _ctx: &mut LinkContext<'_>,
+    ) -> Result<LinkOutcome, LinkError> {
         if !vcon.is_unsigned() {
             return Ok(LinkOutcome::Skipped);
         }
         let uuid = vcon.uuid().to_string();
-        let analysis = vcon.value().get("analysis").and_then(Value::as_array).cloned().unwrap_or_default();
+        let analysis = vcon
+            .value()
+            .get("analysis")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut posted = Vec::new();
         for (index, entry) in analysis.iter().enumerate() {
-            if entry.get("type").and_then(Value::as_str) != Some(self.trigger.analysis_type.as_str())
-                || !entry.get("body").and_then(Value::as_str).is_some_and(|b| b.contains(&self.trigger.includes))
+            if entry.get("type").and_then(Value::as_str)
+                != Some(self.trigger.analysis_type.as_str())
+                || !entry
+                    .get("body")
+                    .and_then(Value::as_str)
+                    .is_some_and(|b| b.contains(&self.trigger.includes))
                 || entry.get("was_posted_to_slack").and_then(Value::as_bool) == Some(true)
             {
                 continue;
             }
             let dialog = entry.get("dialog");
             let Some(summary) = analysis.iter().find(|a| {
-                a.get("type").and_then(Value::as_str) == Some(self.analysis_to_post.as_str()) && a.get("dialog") == dialog
+                a.get("type").and_then(Value::as_str) == Some(self.analysis_to_post.as_str())
+                    && a.get("dialog") == dialog
             }) else {
                 tracing::warn!(analysis = index, wanted = %self.analysis_to_post, "no analysis to post for the flagged one's dialog; skipped");
                 continue;
             };
             let mut abstract_text = summary.get("body").map(text_of).unwrap_or_default();
             let url = details_url(&self.details, &uuid);
-            if let Some((team, dealer)) = team_and_dealer(vcon.value()).filter(|(team, _)| team != "strolid") {
+            if let Some((team, dealer)) =
+                team_and_dealer(vcon.value()).filter(|(team, _)| team != "strolid")
+            {
                 let channel = format!("team-{team}-alerts");
                 if let Some(dealer) = dealer {
                     abstract_text = format!("{abstract_text} #{dealer}");
@@ -294,23 +351,35 @@ impl Link for PostAnalysisToSlack {
                     Ok(Ok(())) => {}
                     Ok(Err(code)) if code == "channel_not_found" => {
                         tracing::warn!(%channel, "the team channel does not exist; said so in the default channel");
-                        self.post_or_fail(&self.default_channel, &format!("The channel name doesn't exist - {channel}"), None)
-                            .await?;
+                        self.post_or_fail(
+                            &self.default_channel,
+                            &format!("The channel name doesn't exist - {channel}"),
+                            None,
+                        )
+                        .await?;
                     }
                     Ok(Err(code)) => {
                         return Err(LinkError::Call {
                             what: "the Slack post failed",
                             source: HttpError::Permanent {
                                 url: self.post_url.to_string(),
-                                message: format!("Slack answered error {code:?} for channel {channel}"),
+                                message: format!(
+                                    "Slack answered error {code:?} for channel {channel}"
+                                ),
                             },
                         })
                     }
-                    Err(source) => return Err(LinkError::Call { what: "the Slack post failed", source }),
+                    Err(source) => {
+                        return Err(LinkError::Call {
+                            what: "the Slack post failed",
+                            source,
+                        })
+                    }
                 }
             }
             let message = blocks(&abstract_text, &url);
-            self.post_or_fail(&self.default_channel, &abstract_text, Some(&message)).await?;
+            self.post_or_fail(&self.default_channel, &abstract_text, Some(&message))
+                .await?;
             posted.push(index);
         }
         if posted.is_empty() {
@@ -333,12 +402,26 @@ mod tests {
 
     #[test]
     fn the_details_url_and_the_team() {
-        assert_eq!(details_url("https://p/v/{vcon_id}/x", "U"), "https://p/v/U/x");
-        assert_eq!(details_url("https://hex/app", "U"), "https://hex/app?_vcon_id=\"U\"");
+        assert_eq!(
+            details_url("https://p/v/{vcon_id}/x", "U"),
+            "https://p/v/U/x"
+        );
+        assert_eq!(
+            details_url("https://hex/app", "U"),
+            "https://hex/app?_vcon_id=\"U\""
+        );
         let vcon = json!({"attachments": [
             {"purpose": "strolid_dealer", "body": "{\"name\": \"Acme Motors\", \"team\": {\"name\": \"North East\"}}", "encoding": "json"}
         ]});
-        assert_eq!(team_and_dealer(&vcon), Some(("north".to_owned(), Some("Acme Motors".to_owned()))));
-        assert_eq!(team_and_dealer(&json!({"attachments": [{"type": "strolid_dealer", "body": {"name": "x"}}]})), None);
+        assert_eq!(
+            team_and_dealer(&vcon),
+            Some(("north".to_owned(), Some("Acme Motors".to_owned())))
+        );
+        assert_eq!(
+            team_and_dealer(
+                &json!({"attachments": [{"type": "strolid_dealer", "body": {"name": "x"}}]})
+            ),
+            None
+        );
     }
 }

@@ -56,7 +56,10 @@ impl Splitter {
         let mut chunks = Vec::with_capacity(bounds.len() - 1);
         for (n, pair) in bounds.windows(2).enumerate() {
             let output = dir.path().join(format!("chunk_{n:03}.mp3"));
-            let (from, length) = (format!("{:.3}", pair[0]), format!("{:.3}", pair[1] - pair[0]));
+            let (from, length) = (
+                format!("{:.3}", pair[0]),
+                format!("{:.3}", pair[1] - pair[0]),
+            );
             self.run(&[
                 "-ss".into(),
                 from.into(),
@@ -83,9 +86,9 @@ impl Splitter {
 
     /// Length and silences of the recording at `input`.
     async fn scan(&self, input: &Path) -> Result<Scan, String> {
-        let filter = self.silence.map(|(threshold, length)| {
-            format!("silencedetect=noise={threshold}dB:d={length}")
-        });
+        let filter = self
+            .silence
+            .map(|(threshold, length)| format!("silencedetect=noise={threshold}dB:d={length}"));
         let mut args: Vec<OsString> = vec!["-i".into(), input.as_os_str().to_owned()];
         if let Some(filter) = filter {
             args.extend(["-af".into(), filter.into()]);
@@ -120,7 +123,10 @@ impl Splitter {
         let log = String::from_utf8_lossy(&output.stderr).into_owned();
         if !output.status.success() {
             let tail: String = log.lines().rev().take(3).collect::<Vec<_>>().join(" / ");
-            return Err(format!("{} failed ({}): {tail}", self.program, output.status));
+            return Err(format!(
+                "{} failed ({}): {tail}",
+                self.program, output.status
+            ));
         }
         Ok(log)
     }
@@ -180,8 +186,7 @@ pub fn cut_points(scan: &Scan, max: f64, use_silences: bool) -> Vec<f64> {
                     .iter()
                     .filter(|(a, _)| *a < limit)
                     .map(|(a, b)| ((a + b) / 2.0).min(limit))
-                    .filter(|cut| *cut > start + 1.0 && *cut <= limit)
-                    .next_back()
+                    .rfind(|cut| *cut > start + 1.0 && *cut <= limit)
             })
             .flatten();
         let cut = in_silence.unwrap_or(limit);
@@ -226,6 +231,14 @@ mod tests {
             silences: vec![(470.0, 530.0)],
         };
         assert_eq!(cut_points(&silent_at_limit, 480.0, true), vec![480.0]);
-        assert!(cut_points(&Scan { duration: 480.0, silences: vec![] }, 480.0, true).is_empty());
+        assert!(cut_points(
+            &Scan {
+                duration: 480.0,
+                silences: vec![]
+            },
+            480.0,
+            true
+        )
+        .is_empty());
     }
 }

@@ -12,8 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::usage::{Cost, Usage};
 use super::{
-    build_problem, non_empty, post_for_object, secret_header, undocumented, Dialog, Shared,
-    Vendor,
+    build_problem, non_empty, post_for_object, secret_header, undocumented, Dialog, Shared, Vendor,
 };
 use crate::config::path::YamlPath;
 use crate::config::read::{optional_positive_seconds, Problems};
@@ -89,7 +88,9 @@ impl DeepgramOptions {
     }
 
     fn key(&self) -> Option<&str> {
-        self.deepgram_key.as_deref().filter(|k| !k.trim().is_empty())
+        self.deepgram_key
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
     }
 }
 
@@ -113,9 +114,15 @@ impl ModuleOptions for DeepgramOptions {
 /// Where the audio goes.
 enum Path {
     /// Deepgram reads the URL itself.
-    Direct { listen: Url, authorization: reqwest::header::HeaderValue },
+    Direct {
+        listen: Url,
+        authorization: reqwest::header::HeaderValue,
+    },
     /// The audio is downloaded and sent to a LiteLLM proxy.
-    LiteLlm { url: Url, authorization: reqwest::header::HeaderValue },
+    LiteLlm {
+        url: Url,
+        authorization: reqwest::header::HeaderValue,
+    },
 }
 
 /// The `deepgram` vendor.
@@ -134,7 +141,8 @@ impl Deepgram {
         module: &Module<LinkKind>,
         key: &str,
     ) -> Result<Deepgram, BuildError> {
-        let problem = |option: &str, message: String| build_problem(module, &[key, option], message);
+        let problem =
+            |option: &str, message: String| build_problem(module, &[key, option], message);
         let path = if let Some((proxy, master)) = options.litellm() {
             Path::LiteLlm {
                 url: join(proxy, "audio/transcriptions"),
@@ -169,7 +177,13 @@ impl Deepgram {
         let model = options
             .model
             .clone()
-            .or_else(|| options.api.get("model").and_then(Value::as_str).map(str::to_owned))
+            .or_else(|| {
+                options
+                    .api
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| "nova-3".to_owned());
         let usage = Usage::new(
             options.send_ai_usage_data_to_url.as_deref(),
@@ -271,7 +285,10 @@ impl Deepgram {
     ) -> Result<Option<Value>, LinkError> {
         const WHAT: &str = "transcription through the LiteLLM proxy failed";
         let audio = shared.fetcher.download(url, dialog.dialog).await?;
-        let filename = audio.filename.clone().unwrap_or_else(|| "audio.mp3".to_owned());
+        let filename = audio
+            .filename
+            .clone()
+            .unwrap_or_else(|| "audio.mp3".to_owned());
         let (content_type, body) = multipart::Form::new()
             .file("file", &filename, &mediatype(dialog.dialog), &audio.bytes)
             .text("model", &self.model)
@@ -348,9 +365,16 @@ impl Vendor for Deepgram {
             Path::Direct {
                 listen,
                 authorization,
-            } => self.direct(listen, authorization, dialog, url, shared).await,
-            Path::LiteLlm { url: proxy, authorization } => {
-                self.litellm(proxy, authorization, dialog, url, shared).await
+            } => {
+                self.direct(listen, authorization, dialog, url, shared)
+                    .await
+            }
+            Path::LiteLlm {
+                url: proxy,
+                authorization,
+            } => {
+                self.litellm(proxy, authorization, dialog, url, shared)
+                    .await
             }
         }
     }
@@ -362,14 +386,26 @@ mod tests {
 
     #[test]
     fn api_options_become_query_parameters() {
-        let values: Vec<String> = [json!(true), json!(3), json!("nova-3"), json!(["a", "b"]), json!(null)]
-            .iter()
-            .flat_map(query_values)
-            .collect();
+        let values: Vec<String> = [
+            json!(true),
+            json!(3),
+            json!("nova-3"),
+            json!(["a", "b"]),
+            json!(null),
+        ]
+        .iter()
+        .flat_map(query_values)
+        .collect();
         assert_eq!(values, ["true", "3", "nova-3", "a", "b"]);
         let base = Url::parse("http://127.0.0.1:9/dg/").unwrap();
-        assert_eq!(join(&base, "v1/listen").as_str(), "http://127.0.0.1:9/dg/v1/listen");
+        assert_eq!(
+            join(&base, "v1/listen").as_str(),
+            "http://127.0.0.1:9/dg/v1/listen"
+        );
         let base = Url::parse("https://api.deepgram.com").unwrap();
-        assert_eq!(join(&base, "v1/listen").as_str(), "https://api.deepgram.com/v1/listen");
+        assert_eq!(
+            join(&base, "v1/listen").as_str(),
+            "https://api.deepgram.com/v1/listen"
+        );
     }
 }

@@ -12,8 +12,7 @@ use serde_json::{json, Map, Value};
 use super::deepgram::{join, mediatype};
 use super::media::Audio;
 use super::{
-    build_problem, non_empty, post_for_object, secret_header, undocumented, Dialog, Shared,
-    Vendor,
+    build_problem, non_empty, post_for_object, secret_header, undocumented, Dialog, Shared, Vendor,
 };
 use crate::config::read::optional_positive_seconds;
 use crate::config::Module;
@@ -173,7 +172,11 @@ impl Vendor for Groq {
         headers.insert(CONTENT_TYPE, content_type);
         let answer = post_for_object(shared, &self.url, headers, body, WHAT).await?;
         let Some(text) = answer.get("text").and_then(Value::as_str) else {
-            return Err(undocumented(WHAT, &self.url, "the answer has no text string"));
+            return Err(undocumented(
+                WHAT,
+                &self.url,
+                "the answer has no text string",
+            ));
         };
         non_empty(text, "groq", dialog.index)?;
         Ok(Some(Value::Object(answer)))

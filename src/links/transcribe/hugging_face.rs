@@ -127,7 +127,11 @@ impl Vendor for HuggingFace {
         let answer =
             post_for_object(shared, &self.url, self.headers.clone(), audio.bytes, WHAT).await?;
         let Some(text) = answer.get("text").and_then(Value::as_str) else {
-            return Err(undocumented(WHAT, &self.url, "the answer has no text string"));
+            return Err(undocumented(
+                WHAT,
+                &self.url,
+                "the answer has no text string",
+            ));
         };
         non_empty(text, "hugging_face", dialog.index)?;
         Ok(Some(Value::Object(answer)))

@@ -57,7 +57,11 @@ pub struct Fetcher {
 
 impl Fetcher {
     /// Download `url` whole, checked against the hashes `dialog` states.
-    pub async fn download(&self, url: &Url, dialog: &Map<String, Value>) -> Result<Audio, LinkError> {
+    pub async fn download(
+        &self,
+        url: &Url,
+        dialog: &Map<String, Value>,
+    ) -> Result<Audio, LinkError> {
         let request = Request {
             method: Method::GET,
             url: url.clone(),
@@ -143,7 +147,9 @@ pub fn dialog_url(index: usize, dialog: &Map<String, Value>) -> Result<Option<Ur
         return Ok(None);
     };
     let url = Url::parse(text.trim()).map_err(|e| {
-        LinkError::Content(format!("dialog {index}: the url {text:?} is not a URL: {e}"))
+        LinkError::Content(format!(
+            "dialog {index}: the url {text:?} is not a URL: {e}"
+        ))
     })?;
     match url.scheme() {
         "http" | "https" => Ok(Some(url)),
@@ -160,7 +166,11 @@ pub fn has_body(dialog: &Map<String, Value>) -> bool {
 
 /// Decode an inline body: base64url or standard base64 (padded or not, line breaks allowed),
 /// or the text itself for `encoding: none`. At most `max_bytes` decoded.
-pub fn decode_body(body: &str, encoding: Option<&str>, max_bytes: usize) -> Result<Vec<u8>, String> {
+pub fn decode_body(
+    body: &str,
+    encoding: Option<&str>,
+    max_bytes: usize,
+) -> Result<Vec<u8>, String> {
     if encoding == Some("none") {
         return Ok(body.as_bytes().to_vec());
     }
@@ -182,7 +192,11 @@ pub fn decode_body(body: &str, encoding: Option<&str>, max_bytes: usize) -> Resu
 
 /// Check `content` against every SHA-512 the dialog states: `content_hash` (`sha512-<base64url>`,
 /// or an array of such), or legacy `alg: "SHA-512"` + `signature`. A mismatch names both.
-pub fn check_hashes(url: &str, dialog: &Map<String, Value>, content: &[u8]) -> Result<(), LinkError> {
+pub fn check_hashes(
+    url: &str,
+    dialog: &Map<String, Value>,
+    content: &[u8],
+) -> Result<(), LinkError> {
     let mut stated: Vec<String> = Vec::new();
     match dialog.get("content_hash") {
         Some(Value::String(one)) => stated.push(one.clone()),
@@ -231,14 +245,20 @@ const URL_SAFE_NO_PAD_ENCODE: GeneralPurpose =
 
 /// `content_hash` of `content` as a vCon states it (`sha512-<base64url>`).
 pub fn content_hash(content: &[u8]) -> String {
-    format!("sha512-{}", URL_SAFE_NO_PAD_ENCODE.encode(Sha512::digest(content)))
+    format!(
+        "sha512-{}",
+        URL_SAFE_NO_PAD_ENCODE.encode(Sha512::digest(content))
+    )
 }
 
 fn disposition_filename(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(CONTENT_DISPOSITION)?.to_str().ok()?;
     let start = value.find("filename=")? + "filename=".len();
     let rest = value[start..].trim_start_matches('"');
-    let name: String = rest.chars().take_while(|c| *c != '"' && *c != ';').collect();
+    let name: String = rest
+        .chars()
+        .take_while(|c| *c != '"' && *c != ';')
+        .collect();
     (!name.trim().is_empty()).then(|| name.trim().to_owned())
 }
 
@@ -273,10 +293,15 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(&bytes),
             base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes),
         ] {
-            assert_eq!(decode_body(&encoded, Some("base64url"), 1 << 20).unwrap(), bytes);
+            assert_eq!(
+                decode_body(&encoded, Some("base64url"), 1 << 20).unwrap(),
+                bytes
+            );
         }
         assert_eq!(decode_body("abc", Some("none"), 10).unwrap(), b"abc");
-        assert!(decode_body("!!!", None, 10).unwrap_err().contains("not base64"));
+        assert!(decode_body("!!!", None, 10)
+            .unwrap_err()
+            .contains("not base64"));
         assert!(decode_body(&"A".repeat(400), None, 100)
             .unwrap_err()
             .contains("max_media_bytes"));
@@ -288,13 +313,27 @@ mod tests {
         let hash = content_hash(content);
         let digest = hash.trim_start_matches("sha512-");
         assert!(check_hashes("u", &object(json!({"content_hash": hash})), content).is_ok());
-        assert!(check_hashes("u", &object(json!({"content_hash": [hash.clone(), "md5-x"]})), content).is_ok());
-        assert!(check_hashes("u", &object(json!({"alg": "SHA-512", "signature": format!("{digest}==")})), content).is_ok());
+        assert!(check_hashes(
+            "u",
+            &object(json!({"content_hash": [hash.clone(), "md5-x"]})),
+            content
+        )
+        .is_ok());
+        assert!(check_hashes(
+            "u",
+            &object(json!({"alg": "SHA-512", "signature": format!("{digest}==")})),
+            content
+        )
+        .is_ok());
         assert!(check_hashes("u", &object(json!({})), content).is_ok());
         let wrong = content_hash(b"other");
-        let error = check_hashes("http://m/a.wav", &object(json!({"content_hash": wrong})), content)
-            .unwrap_err()
-            .to_string();
+        let error = check_hashes(
+            "http://m/a.wav",
+            &object(json!({"content_hash": wrong})),
+            content,
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             error,
             format!(
@@ -307,7 +346,10 @@ mod tests {
     #[test]
     fn file_names_come_from_the_answer_or_the_url() {
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_DISPOSITION, "attachment; filename=\"track.mp4\"".parse().unwrap());
+        headers.insert(
+            CONTENT_DISPOSITION,
+            "attachment; filename=\"track.mp4\"".parse().unwrap(),
+        );
         assert_eq!(disposition_filename(&headers).as_deref(), Some("track.mp4"));
         let url = Url::parse("http://m/rec/my%20call.wav?sig=1").unwrap();
         assert_eq!(url_filename(&url).as_deref(), Some("my call.wav"));

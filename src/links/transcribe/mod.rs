@@ -266,7 +266,10 @@ fn vendor_options<T: ModuleOptions>(
 
 /// A problem found when building (what the compiler could not see, such as the environment).
 pub fn build_problem(module: &Module<LinkKind>, relative: &[&str], message: String) -> BuildError {
-    let mut at = YamlPath::root().key("links").key(&module.name).key("options");
+    let mut at = YamlPath::root()
+        .key("links")
+        .key(&module.name)
+        .key("options");
     for key in relative {
         at = at.key(key);
     }
@@ -390,7 +393,9 @@ pub fn has_analysis(vcon: &Value, kind: &str, index: usize) -> bool {
 /// Append `entry` to the vCon's `analysis` (created when absent).
 pub fn push_analysis(vcon: &mut Document, entry: Value) -> Result<(), LinkError> {
     let Value::Object(members) = vcon.value_mut() else {
-        return Err(LinkError::Content("the vCon is not a JSON object".to_owned()));
+        return Err(LinkError::Content(
+            "the vCon is not a JSON object".to_owned(),
+        ));
     };
     let analysis = members
         .entry("analysis")
@@ -446,7 +451,10 @@ impl Link for Transcribe {
             }
             let mut duration = dialog.get("duration").and_then(Value::as_f64);
             if duration.is_none() && self.vendor.reads_wav_duration() {
-                if let Some(url) = url.as_ref().filter(|u| u.path().to_ascii_lowercase().ends_with(".wav")) {
+                if let Some(url) = url
+                    .as_ref()
+                    .filter(|u| u.path().to_ascii_lowercase().ends_with(".wav"))
+                {
                     duration = self.wav_duration(url, index).await;
                     if let Some(seconds) = duration {
                         set_duration(vcon, index, seconds);
@@ -454,7 +462,11 @@ impl Link for Transcribe {
                 }
             }
             if duration.is_some_and(|d| d < self.vendor.minimum_duration()) {
-                tracing::debug!(dialog = index, ?duration, "recording shorter than minimum_duration; skipped");
+                tracing::debug!(
+                    dialog = index,
+                    ?duration,
+                    "recording shorter than minimum_duration; skipped"
+                );
                 continue;
             }
             let call = Dialog {
@@ -595,4 +607,41 @@ pub fn secret_header(value: &str, option: &str) -> Result<reqwest::header::Heade
         .map_err(|_| format!("the value of {option} cannot be sent in an HTTP header"))?;
     header.set_sensitive(true);
     Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_names_preset_the_vendor() {
+        let options = json!({"DEEPGRAM_KEY": "k", "minimum_duration": 30});
+        let (preset, warning) =
+            alias_options("deepgram_link", options.as_object().unwrap()).unwrap();
+        assert_eq!(
+            Value::Object(preset),
+            json!({"vendor": "deepgram", "vendor_options": options})
+        );
+        assert!(warning.contains("deprecated alias of the transcribe link with vendor deepgram"));
+        let own = json!({"vendor_options": {"API_KEY": "g"}});
+        let (preset, _) = alias_options("groq_whisper", own.as_object().unwrap()).unwrap();
+        assert_eq!(
+            Value::Object(preset),
+            json!({"vendor_options": {"API_KEY": "g"}, "vendor": "groq"})
+        );
+        let given = json!({"vendor": "openai"});
+        let (preset, _) =
+            alias_options("hugging_face_whisper", given.as_object().unwrap()).unwrap();
+        assert_eq!(Value::Object(preset), given, "a vendor given is kept");
+        assert!(alias_options("transcribe", &Map::new()).is_none());
+    }
+
+    #[test]
+    fn vendor_schema_leaves_secrets_out() {
+        let written = json!({"API_KEY": "x", "ai_usage_api_token": "t", "send_ai_usage_data_to_url": "u", "model": "m", "minimum_duration": 10});
+        assert_eq!(
+            schema_opts(groq::python_defaults(), written.as_object().unwrap()),
+            json!({"minimum_duration": 10, "Content-Type": "audio/flac", "model": "m"})
+        );
+    }
 }

@@ -225,7 +225,8 @@ impl OpenAi {
         module: &Module<LinkKind>,
         key: &str,
     ) -> Result<OpenAi, BuildError> {
-        let problem = |option: &str, message: String| build_problem(module, &[key, option], message);
+        let problem =
+            |option: &str, message: String| build_problem(module, &[key, option], message);
         let endpoint = options
             .endpoint()
             .ok_or_else(|| problem("OPENAI_API_KEY", NO_CREDENTIALS.to_owned()))?;
@@ -289,12 +290,9 @@ impl OpenAi {
             splitter: Splitter {
                 program: options.ffmpeg_path,
                 max_seconds: options.max_chunk_duration.as_secs_f64(),
-                silence: options.use_silence_chunking.then(|| {
-                    (
-                        options.silence_thresh,
-                        options.silence_len as f64 / 1000.0,
-                    )
-                }),
+                silence: options
+                    .use_silence_chunking
+                    .then(|| (options.silence_thresh, options.silence_len as f64 / 1000.0)),
             },
             usage,
         })
@@ -320,7 +318,11 @@ impl OpenAi {
         headers.insert(CONTENT_TYPE, content_type);
         let answer = post_for_object(shared, &self.url, headers, body, WHAT).await?;
         if !answer.get("text").is_some_and(Value::is_string) {
-            return Err(undocumented(WHAT, &self.url, "the answer has no text string"));
+            return Err(undocumented(
+                WHAT,
+                &self.url,
+                "the answer has no text string",
+            ));
         }
         Ok(answer)
     }
@@ -340,10 +342,18 @@ pub fn combine(results: Vec<Map<String, Value>>) -> Value {
     let sum = |key: &str| -> u64 {
         results
             .iter()
-            .filter_map(|r| r.get("usage").and_then(|u| u.get(key)).and_then(Value::as_u64))
+            .filter_map(|r| {
+                r.get("usage")
+                    .and_then(|u| u.get(key))
+                    .and_then(Value::as_u64)
+            })
             .sum()
     };
-    let (input, output, total) = (sum("input_tokens"), sum("output_tokens"), sum("total_tokens"));
+    let (input, output, total) = (
+        sum("input_tokens"),
+        sum("output_tokens"),
+        sum("total_tokens"),
+    );
     let mut combined = results.first().cloned().unwrap_or_default();
     combined.insert("text".to_owned(), json!(text));
     combined.insert(
@@ -447,7 +457,10 @@ impl Vendor for OpenAi {
                 .await;
         }
         non_empty(
-            result.get("text").and_then(Value::as_str).unwrap_or_default(),
+            result
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
             "openai",
             dialog.index,
         )?;
@@ -469,7 +482,10 @@ mod tests {
     #[test]
     fn chunk_results_are_combined_as_the_python_server_did() {
         let one = combine(vec![chunk("hello", 1, 2)]);
-        assert_eq!(one, json!({"text": "hello", "usage": {"type": "tokens", "input_tokens": 1, "output_tokens": 2, "total_tokens": 3}}));
+        assert_eq!(
+            one,
+            json!({"text": "hello", "usage": {"type": "tokens", "input_tokens": 1, "output_tokens": 2, "total_tokens": 3}})
+        );
         let both = combine(vec![chunk("hello", 10, 2), chunk("world", 20, 3)]);
         assert_eq!(both["text"], "hello world");
         assert_eq!(
@@ -478,6 +494,9 @@ mod tests {
                    "input_token_details": {"text_tokens": 0, "audio_tokens": 30}})
         );
         assert_eq!(both["chunked_transcription"]["total_chunks"], 2);
-        assert_eq!(both["chunked_transcription"]["chunk_results"][1]["text"], "world");
+        assert_eq!(
+            both["chunked_transcription"]["chunk_results"][1]["text"],
+            "world"
+        );
     }
 }

@@ -36,10 +36,18 @@ pub struct WtfTranscribeOptions {
     #[serde(default)]
     pub diarize: bool,
     /// Seconds (> 0) one transcription request may take.
-    #[serde(rename = "vfun-timeout", default = "default_vfun_timeout", deserialize_with = "positive_seconds")]
+    #[serde(
+        rename = "vfun-timeout",
+        default = "default_vfun_timeout",
+        deserialize_with = "positive_seconds"
+    )]
     pub vfun_timeout: Duration,
     /// Seconds (> 0) one media download may take.
-    #[serde(rename = "url-timeout", default = "default_url_timeout", deserialize_with = "positive_seconds")]
+    #[serde(
+        rename = "url-timeout",
+        default = "default_url_timeout",
+        deserialize_with = "positive_seconds"
+    )]
     pub url_timeout: Duration,
     /// Bearer token for the server.
     #[serde(rename = "api-key", default)]
@@ -85,9 +93,8 @@ impl LinkModule for WtfTranscribe {
     ) -> Result<WtfTranscribe, BuildError> {
         let authorization = match options.api_key.as_deref().filter(|k| !k.is_empty()) {
             Some(key) => Some(
-                super::transcribe::secret_header(&format!("Bearer {key}"), "api-key").map_err(
-                    |m| super::transcribe::build_problem(module, &["api-key"], m),
-                )?,
+                super::transcribe::secret_header(&format!("Bearer {key}"), "api-key")
+                    .map_err(|m| super::transcribe::build_problem(module, &["api-key"], m))?,
             ),
             None => None,
         };
@@ -115,7 +122,11 @@ impl LinkModule for WtfTranscribe {
 
 impl WtfTranscribe {
     /// The audio of dialog `index`: from its URL, else its body; `None` when it has neither.
-    async fn audio(&self, index: usize, dialog: &Map<String, Value>) -> Result<Option<Audio>, LinkError> {
+    async fn audio(
+        &self,
+        index: usize,
+        dialog: &Map<String, Value>,
+    ) -> Result<Option<Audio>, LinkError> {
         if let Some(text) = media::string(dialog, "url").filter(|u| !u.trim().is_empty()) {
             if let Some(path) = text.strip_prefix("file://") {
                 if !self.allow_file_urls {
@@ -136,8 +147,17 @@ impl WtfTranscribe {
         Ok(None)
     }
 
-    async fn local_file(&self, index: usize, path: &str, dialog: &Map<String, Value>) -> Result<Audio, LinkError> {
-        let failed = |e: std::io::Error| LinkError::Content(format!("dialog {index}: the file {path} could not be read: {e}"));
+    async fn local_file(
+        &self,
+        index: usize,
+        path: &str,
+        dialog: &Map<String, Value>,
+    ) -> Result<Audio, LinkError> {
+        let failed = |e: std::io::Error| {
+            LinkError::Content(format!(
+                "dialog {index}: the file {path} could not be read: {e}"
+            ))
+        };
         let size = tokio::fs::metadata(path).await.map_err(failed)?.len();
         if size > self.fetcher.max_bytes as u64 {
             return Err(LinkError::Content(format!(
@@ -154,7 +174,12 @@ impl WtfTranscribe {
     }
 
     /// The server's WTF document for one recording.
-    async fn transcribe(&self, index: usize, dialog: &Map<String, Value>, audio: &Audio) -> Result<Value, LinkError> {
+    async fn transcribe(
+        &self,
+        index: usize,
+        dialog: &Map<String, Value>,
+        audio: &Audio,
+    ) -> Result<Value, LinkError> {
         const WHAT: &str = "vfun transcription failed";
         let filename = media::string(dialog, "filename")
             .map(str::to_owned)
@@ -190,17 +215,34 @@ impl WtfTranscribe {
             .await
             .map_err(|source| LinkError::Call { what: WHAT, source })?;
         let mut answer: Value = serde_json::from_slice(&response.body).map_err(|_| {
-            undocumented(WHAT, &self.url, format!("the answer is not JSON: {}", http::logged_body(&response.body)))
+            undocumented(
+                WHAT,
+                &self.url,
+                format!(
+                    "the answer is not JSON: {}",
+                    http::logged_body(&response.body)
+                ),
+            )
         })?;
         if let Value::String(text) = &answer {
             answer = serde_json::from_str(text).map_err(|_| {
-                undocumented(WHAT, &self.url, "the answer is a JSON string that does not hold JSON")
+                undocumented(
+                    WHAT,
+                    &self.url,
+                    "the answer is a JSON string that does not hold JSON",
+                )
             })?;
         }
         if !answer.is_object() {
-            return Err(undocumented(WHAT, &self.url, "the answer is not a JSON object"));
+            return Err(undocumented(
+                WHAT,
+                &self.url,
+                "the answer is not a JSON object",
+            ));
         }
-        if let (Some(language), Some(Value::Object(transcript))) = (&self.language, answer.get_mut("transcript")) {
+        if let (Some(language), Some(Value::Object(transcript))) =
+            (&self.language, answer.get_mut("transcript"))
+        {
             transcript.insert("language".to_owned(), json!(language));
         }
         Ok(answer)
@@ -246,6 +288,10 @@ impl Link for WtfTranscribe {
             )?;
             added += 1;
         }
-        Ok(if added > 0 { LinkOutcome::Continue } else { LinkOutcome::Skipped })
+        Ok(if added > 0 {
+            LinkOutcome::Continue
+        } else {
+            LinkOutcome::Skipped
+        })
     }
 }

@@ -15,8 +15,8 @@ use super::{Saved, Storage, StorageError, StorageKind, StorageModule, NAME_OPTIO
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
 use crate::config::Module;
-use crate::links::webhook::{Targets, WebhookOptions};
 use crate::http::Deliveries;
+use crate::links::webhook::{Targets, WebhookOptions};
 use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Form;
 
