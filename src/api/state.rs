@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{access, Config, ConfigError, ConfigProblem, Env};
 use crate::engine::{Engine, Pipelines};
+use crate::http::Deliveries;
 use crate::metrics::Metrics;
 use crate::modules::ModuleContext;
 use crate::storages::registry::Storages;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub env: Env,
     /// The process's one HTTP client, which every module uses.
     pub http: reqwest::Client,
+    /// The per-target delivery actors over `http`, shared by every configuration's modules.
+    deliveries: Deliveries,
     pub role: Role,
     live: RwLock<Arc<Live>>,
     engine: RwLock<Option<Arc<Engine>>>,
@@ -80,8 +83,10 @@ impl AppState {
     ) -> Result<AppState, Vec<ConfigProblem>> {
         let metrics = Arc::new(Metrics::new());
         let http = crate::http::http_client(&config.limits);
+        let deliveries = Deliveries::new(http.clone(), metrics.clone());
         let context = ModuleContext {
             http: http.clone(),
+            deliveries: deliveries.clone(),
             limits: config.limits.clone(),
             metrics: metrics.clone(),
             store: store.clone(),
@@ -92,6 +97,7 @@ impl AppState {
             metrics,
             env,
             http,
+            deliveries,
             role,
             live: RwLock::new(Arc::new(Live { config, pipelines })),
             engine: RwLock::new(None),
@@ -163,6 +169,7 @@ impl AppState {
     fn module_context(&self, config: &Config) -> ModuleContext {
         ModuleContext {
             http: self.http.clone(),
+            deliveries: self.deliveries.clone(),
             limits: config.limits.clone(),
             metrics: self.metrics.clone(),
             store: self.store.clone(),

@@ -186,11 +186,23 @@ fn instances<'e, K: Kind>(
                 continue;
             }
         };
+        // A legacy name may preset options of the module it names.
+        let short = K::SECTION.short_name(entry.module);
+        let options = match (short != kind.name())
+            .then(|| kind.alias_options(short, entry.options))
+            .flatten()
+        {
+            Some((preset, warning)) => {
+                problems.warn(format!("{}: {warning}", entry_at.key("module")));
+                preset
+            }
+            None => entry.options.clone(),
+        };
         // Options that are not a mapping were reported; reading them as empty would only add
         // "required" problems for what the file may well have.
         let options_written = written_entry.and_then(|e| e.get("options"));
         if options_written.is_none_or(|o| o.is_object() || o.is_null()) {
-            kind.check_options(entry.options, &entry_at.key("options"), problems);
+            kind.check_options(&options, &entry_at.key("options"), problems);
         }
         let retry = match entry.retry {
             Some(own) => {
@@ -216,7 +228,7 @@ fn instances<'e, K: Kind>(
         compiled.push(Module {
             name: name.clone(),
             kind,
-            options: entry.options.clone(),
+            options,
             retry,
         });
     }

@@ -96,7 +96,9 @@ fn instances<K: Kind>(section: &Value) -> Value {
     Value::Object(shown.collect())
 }
 
-fn is_secret_key(key: &str) -> bool {
+/// Whether a mapping key names a secret (its value is masked; modules leave such options out
+/// of what they copy into a vCon).
+pub fn is_secret_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     lower != "key_prefix" && SECRET_WORDS.iter().any(|word| lower.contains(word))
 }
@@ -294,6 +296,41 @@ mod tests {
                 "no_secret_here": null
             })
         );
+    }
+
+    #[test]
+    fn the_secrets_of_the_transcription_diet_and_slack_links_are_masked() {
+        for secret in [
+            "DEEPGRAM_KEY",
+            "LITELLM_MASTER_KEY",
+            "OPENAI_API_KEY",
+            "openai_api_key",
+            "AZURE_OPENAI_API_KEY",
+            "API_KEY",
+            "api-key",
+            "ai_usage_api_token",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "token",
+        ] {
+            assert!(is_secret_key(secret), "{secret}");
+            let doc = json!({"links": {"l": {"options": {secret: "s3cr3t"}}}});
+            assert_eq!(
+                redact(&doc)["links"]["l"]["options"][secret],
+                MASK,
+                "{secret}"
+            );
+        }
+        for shown in [
+            "vendor",
+            "model",
+            "base_url",
+            "vfun-server-url",
+            "s3_bucket",
+            "minimum_duration",
+        ] {
+            assert!(!is_secret_key(shown), "{shown}");
+        }
     }
 
     #[test]

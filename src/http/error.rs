@@ -151,11 +151,16 @@ fn body_suffix(body: &str) -> String {
     }
 }
 
-/// `Retry-After` in seconds; the HTTP-date form is rare on APIs and falls back to backoff.
+/// `Retry-After`: seconds, or an HTTP-date (a date already past means "now").
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let seconds: f64 = text.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    if let Ok(seconds) = text.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    // IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`) is an RFC 2822 date.
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = at.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
 /// reqwest's top-level message rarely says why ("error sending request"); the causes do.
@@ -219,9 +224,18 @@ mod tests {
         assert_eq!(status_error(500, Some("3")).retry_after(), None);
         assert_eq!(
             status_error(429, Some("Wed, 21 Oct 2015 07:28:00 GMT")).retry_after(),
-            None
+            Some(Duration::ZERO)
+        );
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(30))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let wait = status_error(503, Some(&later)).retry_after().unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
         );
         assert_eq!(status_error(429, Some("-1")).retry_after(), None);
+        assert_eq!(status_error(429, Some("soon")).retry_after(), None);
     }
 
     #[test]

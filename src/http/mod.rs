@@ -1,9 +1,12 @@
 //! Outbound HTTP shared by the network modules (webhooks, `http_link`, vendors): the process's
 //! one client, a request with its own timeout and a bound on the answer it reads, the
 //! transient/permanent classification of failures ([`HttpError`], modules.md §1.4), and the
-//! retry loop that counts its retries in `conserver_retries_total`.
+//! retry loop that counts its retries in `conserver_retries_total`; [`delivery`] — the
+//! per-target delivery actors every outbound request goes through; [`multipart`] — form bodies.
 
+pub mod delivery;
 mod error;
+pub mod multipart;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +20,7 @@ use crate::config::{Limits, Retry};
 use crate::metrics::Metrics;
 use crate::version;
 
+pub use delivery::Deliveries;
 pub use error::{logged_body, transient_status, HttpError, LOGGED_BODY_BYTES};
 
 /// The `User-Agent` of every outbound request (modules.md §1.4).
@@ -153,26 +157,6 @@ pub async fn send(client: &reqwest::Client, request: &Request) -> Result<Respons
         body: body.freeze(),
         truncated,
     })
-}
-
-/// POST `body` as JSON to `url` once, with `headers` added; the answer's body is read up to
-/// [`LOGGED_BODY_BYTES`] (webhooks only log it).
-pub async fn post_json(
-    client: &reqwest::Client,
-    url: &Url,
-    headers: &HeaderMap,
-    body: Bytes,
-    timeout: Duration,
-) -> Result<Response, HttpError> {
-    let request = Request {
-        method: Method::POST,
-        url: url.clone(),
-        headers: json_headers(headers),
-        body,
-        timeout,
-        max_response_bytes: LOGGED_BODY_BYTES,
-    };
-    send(client, &request).await
 }
 
 /// `Content-Type: application/json`, then `extra` (which may override it).

@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use super::{delay, expire_vcon, http_link, jq_link, sampler, tag, tag_router, webhook};
+use serde_json::{Map, Value};
+
+use super::{
+    delay, diet, expire_vcon, http_link, jq_link, post_analysis_to_slack, sampler, tag, tag_router,
+    transcribe, webhook, wtf_transcribe,
+};
 use super::{Link, LinkModule};
 use crate::config::Module;
 use crate::modules::{build_options, module_kinds, BuildError, ModuleContext, OptionsOf, Section};
@@ -26,6 +31,27 @@ module_kinds! {
     Webhook => "webhook",
     /// `http_link` (§3.8).
     HttpLink => "http_link",
+    /// `transcribe` (§3.9–§3.13), also named by its legacy vendor modules.
+    Transcribe => "transcribe",
+    /// `wtf_transcribe` (§3.14).
+    WtfTranscribe => "wtf_transcribe",
+    /// `diet` (§3.21).
+    Diet => "diet",
+    /// `post_analysis_to_slack` (§3.22).
+    PostAnalysisToSlack => "post_analysis_to_slack";
+    with {
+        fn aliases(self) -> &'static [&'static str] {
+            self.aliases()
+        }
+
+        fn alias_options(
+            self,
+            alias: &str,
+            options: &Map<String, Value>,
+        ) -> Option<(Map<String, Value>, String)> {
+            self.alias_options(alias, options)
+        }
+    }
 }
 
 impl LinkKind {
@@ -39,7 +65,57 @@ impl LinkKind {
             | LinkKind::Sampler
             | LinkKind::ExpireVcon
             | LinkKind::Delay => false,
-            LinkKind::Webhook | LinkKind::HttpLink => true,
+            LinkKind::Webhook
+            | LinkKind::HttpLink
+            | LinkKind::Transcribe
+            | LinkKind::WtfTranscribe
+            | LinkKind::Diet
+            | LinkKind::PostAnalysisToSlack => true,
+        }
+    }
+
+    /// The legacy names of the link (modules.md §2.1).
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            LinkKind::Transcribe => &[
+                "deepgram_link",
+                "openai_transcribe",
+                "groq_whisper",
+                "hugging_face_whisper",
+            ],
+            LinkKind::Tag
+            | LinkKind::TagRouter
+            | LinkKind::JqLink
+            | LinkKind::Sampler
+            | LinkKind::ExpireVcon
+            | LinkKind::Delay
+            | LinkKind::Webhook
+            | LinkKind::HttpLink
+            | LinkKind::WtfTranscribe
+            | LinkKind::Diet
+            | LinkKind::PostAnalysisToSlack => &[],
+        }
+    }
+
+    /// The options an instance named by a legacy name runs with, and its warning.
+    pub fn alias_options(
+        self,
+        alias: &str,
+        options: &Map<String, Value>,
+    ) -> Option<(Map<String, Value>, String)> {
+        match self {
+            LinkKind::Transcribe => transcribe::alias_options(alias, options),
+            LinkKind::Tag
+            | LinkKind::TagRouter
+            | LinkKind::JqLink
+            | LinkKind::Sampler
+            | LinkKind::ExpireVcon
+            | LinkKind::Delay
+            | LinkKind::Webhook
+            | LinkKind::HttpLink
+            | LinkKind::WtfTranscribe
+            | LinkKind::Diet
+            | LinkKind::PostAnalysisToSlack => None,
         }
     }
 
@@ -54,6 +130,12 @@ impl LinkKind {
             LinkKind::Delay => OptionsOf::of::<delay::DelayOptions>(),
             LinkKind::Webhook => OptionsOf::of::<webhook::WebhookOptions>(),
             LinkKind::HttpLink => OptionsOf::of::<http_link::HttpLinkOptions>(),
+            LinkKind::Transcribe => OptionsOf::checked_by(transcribe::check, &[]),
+            LinkKind::WtfTranscribe => OptionsOf::of::<wtf_transcribe::WtfTranscribeOptions>(),
+            LinkKind::Diet => OptionsOf::of::<diet::DietOptions>(),
+            LinkKind::PostAnalysisToSlack => {
+                OptionsOf::of::<post_analysis_to_slack::SlackOptions>()
+            }
         }
     }
 
@@ -72,6 +154,12 @@ impl LinkKind {
             LinkKind::Delay => built::<delay::Delay>(module, ctx),
             LinkKind::Webhook => built::<webhook::Webhook>(module, ctx),
             LinkKind::HttpLink => built::<http_link::HttpLink>(module, ctx),
+            LinkKind::Transcribe => built::<transcribe::Transcribe>(module, ctx),
+            LinkKind::WtfTranscribe => built::<wtf_transcribe::WtfTranscribe>(module, ctx),
+            LinkKind::Diet => built::<diet::Diet>(module, ctx),
+            LinkKind::PostAnalysisToSlack => {
+                built::<post_analysis_to_slack::PostAnalysisToSlack>(module, ctx)
+            }
         }
     }
 }

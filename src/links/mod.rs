@@ -6,16 +6,20 @@
 //! Python server's style).
 
 pub mod delay;
+pub mod diet;
 pub mod expire_vcon;
 pub mod http_link;
 pub mod jq_link;
 pub mod json_text;
 mod kind;
+pub mod post_analysis_to_slack;
 pub mod sampler;
 pub mod tag;
 pub mod tag_router;
 pub mod tags;
+pub mod transcribe;
 pub mod webhook;
+pub mod wtf_transcribe;
 
 use async_trait::async_trait;
 

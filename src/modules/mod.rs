@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
 use crate::config::{ConfigProblem, Limits};
+use crate::http::Deliveries;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -41,17 +42,9 @@ const NOT_BUILT: &[(Section, &str)] = &[
     (Section::Link, "analyze_vcon"),
     (Section::Link, "check_and_tag"),
     (Section::Link, "datatrails"),
-    (Section::Link, "deepgram_link"),
     (Section::Link, "detect_engagement"),
-    (Section::Link, "diet"),
-    (Section::Link, "groq_whisper"),
-    (Section::Link, "hugging_face_whisper"),
     (Section::Link, "hugging_llm_link"),
-    (Section::Link, "openai_transcribe"),
-    (Section::Link, "post_analysis_to_slack"),
     (Section::Link, "scitt"),
-    (Section::Link, "transcribe"),
-    (Section::Link, "wtf_transcribe"),
     (Section::Storage, "chatgpt_files"),
     (Section::Storage, "dataverse"),
     (Section::Storage, "elasticsearch"),
@@ -107,12 +100,12 @@ impl Section {
     /// Every built-in module name of this section, alphabetically (those of this build and
     /// those it does not provide).
     pub fn builtins(self) -> Vec<&'static str> {
-        let built: &[&'static str] = match self {
-            Section::Link => crate::links::LinkKind::NAMES,
-            Section::Storage => crate::storages::StorageKind::NAMES,
-            Section::Tracer => &[],
+        let built: Vec<&'static str> = match self {
+            Section::Link => names_and_aliases::<crate::links::LinkKind>(),
+            Section::Storage => names_and_aliases::<crate::storages::StorageKind>(),
+            Section::Tracer => Vec::new(),
         };
-        let mut names: Vec<&'static str> = built.iter().copied().chain(not_built(self)).collect();
+        let mut names: Vec<&'static str> = built.into_iter().chain(not_built(self)).collect();
         names.sort_unstable();
         names.dedup();
         names
@@ -138,6 +131,14 @@ impl Section {
             self.builtins_sentence(),
         )
     }
+}
+
+/// The names and legacy names of every kind `K`.
+fn names_and_aliases<K: Kind>() -> Vec<&'static str> {
+    K::ALL
+        .iter()
+        .flat_map(|kind| std::iter::once(kind.name()).chain(kind.aliases().iter().copied()))
+        .collect()
 }
 
 fn not_built(section: Section) -> impl Iterator<Item = &'static str> {
@@ -224,6 +225,18 @@ pub trait Kind: Copy + Eq + fmt::Debug + Send + Sync + 'static {
         &[]
     }
 
+    /// The options an instance named by `alias` (one of [`Kind::aliases`]) runs with, when the
+    /// legacy name presets some (the transcription vendor of `deepgram_link`), and the warning
+    /// the name deserves. `None`: the options as written, no warning.
+    fn alias_options(
+        self,
+        alias: &str,
+        options: &Map<String, Value>,
+    ) -> Option<(Map<String, Value>, String)> {
+        let _ = (alias, options);
+        None
+    }
+
     /// Whether the module calls a network service (so it takes a `retry` policy, and a link's
     /// changes are written back as soon as it ran: a crash must not pay for the call twice).
     fn calls_network(self) -> bool;
@@ -256,10 +269,13 @@ pub trait Kind: Copy + Eq + fmt::Debug + Send + Sync + 'static {
 
 /// Declares a closed set of modules: the enum (one variant per module, with its name), its
 /// `NAMES`, and the items of [`Kind`] that follow from them. The enum's own `calls_network`,
-/// `options` and `build` are written by hand, one exhaustive `match` each.
+/// `options` and `build` are written by hand, one exhaustive `match` each; a trailing
+/// `; with { … }` adds
+/// the other items of its `Kind` (a set with legacy names gives `aliases`).
 macro_rules! module_kinds {
     ($(#[$meta:meta])* $enum:ident in $section:expr;
-     $($(#[$doc:meta])* $kind:ident => $name:literal),* $(,)?) => {
+     $($(#[$doc:meta])* $kind:ident => $name:literal),* $(,)?
+     $(; with { $($extra:tt)* })?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $enum {
@@ -288,6 +304,8 @@ macro_rules! module_kinds {
             fn options(self) -> $crate::modules::OptionsOf {
                 self.options()
             }
+
+            $($($extra)*)?
         }
     };
 }
@@ -327,6 +345,14 @@ impl OptionsOf {
             check: check_options::<T>,
             secrets: T::SECRETS,
         }
+    }
+
+    /// Options checked by `check` (a module whose options type depends on one of them).
+    pub fn checked_by(
+        check: fn(&Map<String, Value>, &YamlPath, &mut Problems),
+        secrets: &'static [&'static str],
+    ) -> OptionsOf {
+        OptionsOf { check, secrets }
     }
 }
 
@@ -380,6 +406,9 @@ pub fn build_options<T: ModuleOptions>(
 pub struct ModuleContext {
     /// One HTTP client for the process (connection reuse); `User-Agent: conserver/<version>`.
     pub http: reqwest::Client,
+    /// The process's per-target delivery actors over `http` (`http::delivery`): every request
+    /// a module sends goes through its target's, so one slow target holds up only its own.
+    pub deliveries: Deliveries,
     /// The `limits` section: default timeout, largest vCon a link may produce, …
     pub limits: Limits,
     /// The process's metrics (retries, jq errors).
@@ -391,8 +420,10 @@ pub struct ModuleContext {
 impl ModuleContext {
     /// The context of modules built for `limits` on `store`, with a client of its own.
     pub fn new(limits: Limits, metrics: Arc<Metrics>, store: Arc<dyn Store>) -> ModuleContext {
+        let http = crate::http::http_client(&limits);
         ModuleContext {
-            http: crate::http::http_client(&limits),
+            deliveries: Deliveries::new(http.clone(), metrics.clone()),
+            http,
             limits,
             metrics,
             store,

@@ -338,3 +338,98 @@ pub async fn file_state_on(path: &std::path::Path, backend: Backend, prefix: &st
         backend,
     }
 }
+
+/// The link `name` of the configuration `yaml`, built as the engine builds it, with the
+/// context it was built with and the configuration's warnings.
+pub fn link_from_yaml(
+    yaml: &str,
+    name: &str,
+) -> (
+    std::sync::Arc<dyn conserver::links::Link>,
+    conserver::modules::ModuleContext,
+    Vec<String>,
+) {
+    let config = Config::from_yaml(yaml, None, &Env::default())
+        .unwrap_or_else(|e| panic!("test config is valid: {e}"));
+    let store = std::sync::Arc::new(store::memory::MemoryStore::new(store_settings(&config)));
+    let ctx = conserver::modules::ModuleContext::new(
+        config.limits.clone(),
+        std::sync::Arc::new(conserver::metrics::Metrics::new()),
+        store,
+    );
+    let module = config
+        .links
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no link {name} in the test config"));
+    let link = module
+        .kind
+        .build(module, &ctx)
+        .unwrap_or_else(|e| panic!("the link builds: {e}"));
+    (link, ctx, config.warnings.clone())
+}
+
+/// The problems of building the link `name` of `yaml` (compile and build), as text.
+pub fn link_problems(yaml: &str, name: &str) -> Vec<String> {
+    let config = match Config::from_yaml(yaml, None, &Env::default()) {
+        Ok(config) => config,
+        Err(conserver::config::ConfigError::Invalid(problems)) => {
+            return problems.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => return vec![other.to_string()],
+    };
+    let store = std::sync::Arc::new(store::memory::MemoryStore::new(store_settings(&config)));
+    let ctx = conserver::modules::ModuleContext::new(
+        config.limits.clone(),
+        std::sync::Arc::new(conserver::metrics::Metrics::new()),
+        store,
+    );
+    let module = config
+        .links
+        .iter()
+        .find(|m| m.name == name)
+        .expect("the link");
+    match module.kind.build(module, &ctx) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.into_problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Run `link` once on `vcon` (chain `main`).
+pub async fn run_link(
+    link: &std::sync::Arc<dyn conserver::links::Link>,
+    vcon: &mut conserver::vcon::Document,
+) -> Result<conserver::links::LinkOutcome, conserver::links::LinkError> {
+    let mut effects = conserver::links::RunEffects::default();
+    let mut ctx = conserver::links::LinkContext {
+        chain: "main",
+        link: "under_test",
+        ingress_list: "default",
+        effects: &mut effects,
+    };
+    link.run(vcon, &mut ctx).await
+}
+
+/// A document of `value` under its `uuid`.
+pub fn document(value: Value) -> conserver::vcon::Document {
+    let uuid = value["uuid"]
+        .as_str()
+        .expect("a uuid")
+        .parse()
+        .expect("a uuid");
+    conserver::vcon::Document::from_stored(uuid, value.to_string()).expect("an object")
+}
+
+/// The `conserver_retries_total` count of `component` for `reason`.
+pub fn retries(ctx: &conserver::modules::ModuleContext, component: &str, reason: &str) -> u64 {
+    ctx.metrics
+        .retries
+        .with_label_values(&[component, reason])
+        .get()
+}
+
+/// The recording of the end-to-end tests (a copy of the shared corpus' `ab_call.wav`).
+pub fn ab_call_wav() -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media/ab_call.wav"))
+        .expect("tests/media/ab_call.wav")
+}

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use super::{Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
 use crate::config::read::optional_positive_seconds;
 use crate::config::Module;
-use crate::http::{self, HttpError, Request};
+use crate::http::{self, Deliveries, HttpError, Request};
 use crate::metrics::Metrics;
 use crate::modules::values::{Headers, HttpUrl};
 use crate::modules::{BuildError, ModuleContext, ModuleOptions};
@@ -96,7 +96,7 @@ pub struct HttpLink {
     timeout: Duration,
     halt_status: StatusCode,
     ingest: IngestOptions,
-    http: reqwest::Client,
+    deliveries: Deliveries,
     metrics: std::sync::Arc<Metrics>,
     retry: RetryPolicy,
     component: String,
@@ -123,7 +123,7 @@ impl LinkModule for HttpLink {
                 accept_signed: true,
                 max_bytes: ctx.limits.max_vcon_bytes,
             },
-            http: ctx.http.clone(),
+            deliveries: ctx.deliveries.clone(),
             metrics: ctx.metrics.clone(),
             retry: http::retry_policy(&module.retry),
             component: module.name.clone(),
@@ -173,7 +173,7 @@ impl HttpLink {
 
     /// One exchange, classified.
     async fn call(&self, request: &Request) -> Result<Answer, HttpError> {
-        let response = http::send(&self.http, request).await?;
+        let response = self.deliveries.send(request).await?;
         if response.status == self.halt_status {
             return Ok(Answer::Halt);
         }

@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use conserver_actors::RetryPolicy;
 use reqwest::header::HeaderMap;
-use reqwest::Url;
+use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use super::{Link, LinkContext, LinkError, LinkKind, LinkModule, LinkOutcome, AFTER_LINK};
 use crate::config::path::YamlPath;
 use crate::config::read::{optional_positive_seconds, Problems};
 use crate::config::{Limits, Module};
-use crate::http::{self, HttpError};
+use crate::http::{self, Deliveries, HttpError, Request};
 use crate::metrics::Metrics;
 use crate::modules::values::{Headers, HttpUrl};
 use crate::modules::{BuildError, ModuleContext, ModuleOptions};
@@ -87,15 +87,23 @@ impl Targets {
         }
     }
 
-    /// POST `body` to `url` once. A non-2xx answer is an error only with `fail_on_non_2xx`
+    /// POST `body` to `url` once, through the target's delivery actor. A non-2xx answer is an error only with `fail_on_non_2xx`
     /// (otherwise it is logged).
     pub async fn post_once(
         &self,
-        client: &reqwest::Client,
+        deliveries: &Deliveries,
         url: &Url,
         body: Bytes,
     ) -> Result<(), HttpError> {
-        let response = http::post_json(client, url, &self.headers, body, self.timeout).await?;
+        let request = Request {
+            method: Method::POST,
+            url: url.clone(),
+            headers: self.headers.clone(),
+            body,
+            timeout: self.timeout,
+            max_response_bytes: http::LOGGED_BODY_BYTES,
+        };
+        let response = deliveries.send(&request).await?;
         if response.status.is_success() {
             return Ok(());
         }
@@ -115,7 +123,7 @@ impl Targets {
 /// The `webhook` link.
 pub struct Webhook {
     targets: Targets,
-    http: reqwest::Client,
+    deliveries: Deliveries,
     metrics: std::sync::Arc<Metrics>,
     retry: RetryPolicy,
     component: String,
@@ -131,7 +139,7 @@ impl LinkModule for Webhook {
     ) -> Result<Webhook, BuildError> {
         Ok(Webhook {
             targets: Targets::new(options, &ctx.limits),
-            http: ctx.http.clone(),
+            deliveries: ctx.deliveries.clone(),
             metrics: ctx.metrics.clone(),
             retry: http::retry_policy(&module.retry),
             component: module.name.clone(),
@@ -152,7 +160,7 @@ impl Link for Webhook {
         let body = Bytes::from(vcon.text().to_owned());
         for url in &self.targets.urls {
             http::with_retries(&self.retry, &self.metrics, &self.component, || {
-                self.targets.post_once(&self.http, url, body.clone())
+                self.targets.post_once(&self.deliveries, url, body.clone())
             })
             .await
             .map_err(|source| LinkError::Call {

@@ -15,6 +15,7 @@ use super::{Saved, Storage, StorageError, StorageKind, StorageModule, NAME_OPTIO
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
 use crate::config::Module;
+use crate::http::Deliveries;
 use crate::links::webhook::{Targets, WebhookOptions};
 use crate::modules::{BuildError, ModuleContext, ModuleOptions};
 use crate::vcon::Form;
@@ -39,7 +40,7 @@ impl ModuleOptions for WebhookStorageOptions {
 /// The `webhook` storage.
 pub struct WebhookStorage {
     targets: Targets,
-    http: reqwest::Client,
+    deliveries: Deliveries,
 }
 
 impl StorageModule for WebhookStorage {
@@ -52,7 +53,7 @@ impl StorageModule for WebhookStorage {
     ) -> Result<WebhookStorage, BuildError> {
         Ok(WebhookStorage {
             targets: Targets::new(options.0, &ctx.limits),
-            http: ctx.http.clone(),
+            deliveries: ctx.deliveries.clone(),
         })
     }
 }
@@ -66,7 +67,7 @@ impl Storage for WebhookStorage {
         let body = Bytes::from(posted_text(vcon));
         for url in &self.targets.urls {
             self.targets
-                .post_once(&self.http, url, body.clone())
+                .post_once(&self.deliveries, url, body.clone())
                 .await
                 .map_err(|e| {
                     let what = format!(
