@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{file, redis_storage, webhook};
+use super::{file, mongo, redis_storage, s3, webhook};
 use super::{Storage, StorageModule};
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
@@ -48,8 +48,12 @@ macro_rules! storage_kinds {
 storage_kinds! {
     /// `file` (modules.md §4.1).
     File => "file",
+    /// `mongo` (§4.3).
+    Mongo => "mongo",
     /// `redis_storage` (§4.5).
     RedisStorage => "redis_storage",
+    /// `s3` (§4.2).
+    S3 => "s3",
     /// `webhook` (§4.7).
     Webhook => "webhook",
 }
@@ -60,14 +64,17 @@ impl StorageKind {
     pub fn calls_network(self) -> bool {
         match self {
             StorageKind::File | StorageKind::RedisStorage => false,
-            StorageKind::Webhook => true,
+            StorageKind::Mongo | StorageKind::S3 | StorageKind::Webhook => true,
         }
     }
 
     /// Whether a vCon can be read back from the storage (fallback reads try only those).
     pub fn supports_get(self) -> bool {
         match self {
-            StorageKind::File | StorageKind::RedisStorage => true,
+            StorageKind::File
+            | StorageKind::Mongo
+            | StorageKind::RedisStorage
+            | StorageKind::S3 => true,
             StorageKind::Webhook => false,
         }
     }
@@ -75,7 +82,10 @@ impl StorageKind {
     /// Whether a vCon can be deleted from the storage (`DELETE /vcon` asks only those).
     pub fn supports_delete(self) -> bool {
         match self {
-            StorageKind::File | StorageKind::RedisStorage => true,
+            StorageKind::File
+            | StorageKind::Mongo
+            | StorageKind::RedisStorage
+            | StorageKind::S3 => true,
             StorageKind::Webhook => false,
         }
     }
@@ -83,6 +93,8 @@ impl StorageKind {
     fn check(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
         match self {
             StorageKind::File => check_options::<file::FileOptions>(options, at, problems),
+            StorageKind::Mongo => check_options::<mongo::MongoOptions>(options, at, problems),
+            StorageKind::S3 => check_options::<s3::S3Options>(options, at, problems),
             StorageKind::RedisStorage => {
                 check_options::<redis_storage::RedisStorageOptions>(options, at, problems)
             }
@@ -100,6 +112,8 @@ impl StorageKind {
     ) -> Result<Arc<dyn Storage>, BuildError> {
         match self {
             StorageKind::File => built::<file::FileStorage>(module, ctx),
+            StorageKind::Mongo => built::<mongo::MongoStorage>(module, ctx),
+            StorageKind::S3 => built::<s3::S3Storage>(module, ctx),
             StorageKind::RedisStorage => built::<redis_storage::RedisStorage>(module, ctx),
             StorageKind::Webhook => built::<webhook::WebhookStorage>(module, ctx),
         }
