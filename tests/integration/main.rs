@@ -10,6 +10,7 @@ mod corpus;
 mod engine;
 mod faults;
 mod links;
+mod mongo;
 mod outage;
 mod storages;
 mod store_conformance;
