@@ -415,31 +415,19 @@ pub fn mongo_url() -> String {
         .unwrap_or_else(|| "mongodb://127.0.0.1:27017/".to_owned())
 }
 
-/// The S3 store the tests use: `CONSERVER_TEST_S3_URL` (scripts/test starts a SeaweedFS), else
-/// the local default; its bucket and keys.
-pub struct S3Server {
-    pub endpoint: String,
-    pub bucket: String,
-    pub access_key: String,
-    pub secret_key: String,
-}
-
 /// The credentials every test S3 store accepts (and the only ones).
 pub const S3_ACCESS_KEY: &str = "conserver-test-key";
 pub const S3_SECRET_KEY: &str = "conserver-test-secret";
-/// The bucket scripts/test creates.
+/// The bucket of the test S3 store (scripts/test creates it).
 pub const S3_BUCKET: &str = "conserver-test";
 
-pub fn s3_server() -> S3Server {
-    S3Server {
-        endpoint: std::env::var("CONSERVER_TEST_S3_URL")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "http://127.0.0.1:8333".to_owned()),
-        bucket: S3_BUCKET.to_owned(),
-        access_key: S3_ACCESS_KEY.to_owned(),
-        secret_key: S3_SECRET_KEY.to_owned(),
-    }
+/// The S3 store the tests use: `CONSERVER_TEST_S3_URL` (scripts/test starts a SeaweedFS), else
+/// the local default.
+pub fn s3_endpoint() -> String {
+    std::env::var("CONSERVER_TEST_S3_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:8333".to_owned())
 }
 
 /// A server process of the test's own, on ports of its own, that the test can stop (as an
@@ -453,8 +441,8 @@ pub struct OwnServer {
     http: bool,
     log: std::path::PathBuf,
     child: Option<std::process::Child>,
-    /// Where its data lives (removed when the server is dropped).
-    pub dir: tempfile::TempDir,
+    /// Where its data lives: kept while the server lives, removed when it is dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl OwnServer {
@@ -510,7 +498,7 @@ impl OwnServer {
             format!("-s3.config={}", config.display()),
             "-s3.port.iceberg=0".to_owned(),
             "-s3.port.lance=0".to_owned(),
-            "-volume.max=5".to_owned(),
+            "-volume.max=100".to_owned(),
             "-master.volumeSizeLimitMB=64".to_owned(),
         ];
         for flag in [
@@ -548,7 +536,7 @@ impl OwnServer {
             http,
             log,
             child: None,
-            dir,
+            _dir: dir,
         };
         server.resume();
         server

@@ -12,5 +12,6 @@ mod faults;
 mod links;
 mod mongo;
 mod outage;
+mod s3;
 mod storages;
 mod store_conformance;
