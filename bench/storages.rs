@@ -9,7 +9,7 @@
 //!
 //! Each vCon is the ~5.3 KB benchmark vCon of `bench/vcon.lua` with a uuid of its own. For
 //! each storage and concurrency, the storage and the ceiling alternate `--rounds` times (the
-//! median is reported), each writing `--count` distinct vCons with `concurrency` writes in
+//! median is reported), the ceiling first in odd rounds, each writing `--count` distinct vCons with `concurrency` writes in
 //! flight. Every written vCon is counted; an error stops the benchmark.
 //!
 //! `cargo run --release --example storages_bench -- --mongo mongodb://127.0.0.1:27017/ \
@@ -113,6 +113,22 @@ where
     count as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Both measurements of a round, the ceiling first in odd rounds (so that neither always runs
+/// on a store the other has just warmed or filled).
+async fn in_turn(
+    round: usize,
+    conserver: impl std::future::Future<Output = f64>,
+    ceiling: impl std::future::Future<Output = f64>,
+) -> (f64, f64) {
+    if round.is_multiple_of(2) {
+        let measured = conserver.await;
+        (measured, ceiling.await)
+    } else {
+        let plain = ceiling.await;
+        (conserver.await, plain)
+    }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -162,30 +178,27 @@ async fn bench_mongo(args: &Args) {
         .expect("driver write");
     for &concurrency in &args.concurrency {
         let (mut measured, mut ceiling) = (Vec::new(), Vec::new());
-        for _ in 0..args.rounds {
+        for round in 0..args.rounds {
             let batch = vcons(args.count);
             let documents: Vec<Document> = batch.iter().map(|s| document_of(s)).collect();
-            measured.push(
-                rate(batch, concurrency, |saved| {
-                    let storage = storage.clone();
-                    async move { storage.save(&saved).await.expect("mongo storage write") }
-                })
-                .await,
-            );
-            ceiling.push(
-                rate(documents, concurrency, |document| {
-                    let collection = collection.clone();
-                    async move {
-                        let id = document.get("_id").cloned().unwrap_or(Bson::Null);
-                        collection
-                            .replace_one(doc! {"_id": id}, document)
-                            .upsert(true)
-                            .await
-                            .expect("driver write");
-                    }
-                })
-                .await,
-            );
+            let conserver_run = rate(batch, concurrency, |saved| {
+                let storage = storage.clone();
+                async move { storage.save(&saved).await.expect("mongo storage write") }
+            });
+            let ceiling_run = rate(documents, concurrency, |document| {
+                let collection = collection.clone();
+                async move {
+                    let id = document.get("_id").cloned().unwrap_or(Bson::Null);
+                    collection
+                        .replace_one(doc! {"_id": id}, document)
+                        .upsert(true)
+                        .await
+                        .expect("driver write");
+                }
+            });
+            let (conserver_rate, ceiling_rate) = in_turn(round, conserver_run, ceiling_run).await;
+            measured.push(conserver_rate);
+            ceiling.push(ceiling_rate);
         }
         print_row("mongo", concurrency, median(measured), median(ceiling));
     }
@@ -238,38 +251,35 @@ async fn bench_s3(args: &Args) {
     storage.save(&warm[0]).await.expect("s3 storage write");
     for &concurrency in &args.concurrency {
         let (mut measured, mut ceiling) = (Vec::new(), Vec::new());
-        for _ in 0..args.rounds {
+        for round in 0..args.rounds {
             let batch = vcons(args.count);
             let objects: Vec<(String, String)> = batch
                 .iter()
                 .map(|s| (s.uuid.to_string(), s.text.clone()))
                 .collect();
-            measured.push(
-                rate(batch, concurrency, |saved| {
-                    let storage = storage.clone();
-                    async move { storage.save(&saved).await.expect("s3 storage write") }
-                })
-                .await,
-            );
-            ceiling.push(
-                rate(objects, concurrency, |(uuid, text)| {
-                    let client = client.clone();
-                    let prefix = prefix.clone();
-                    async move {
-                        let object = Path::from(format!("{prefix}-ceiling/2026/11/28/{uuid}.vcon"));
-                        client
-                            .put(&object, PutPayload::from(text))
-                            .await
-                            .expect("plain S3 write");
-                        let pointer = Path::from(format!("{prefix}-ceiling/lookup/{uuid}.txt"));
-                        client
-                            .put(&pointer, PutPayload::from_static(b"2026/11/28"))
-                            .await
-                            .expect("plain S3 write");
-                    }
-                })
-                .await,
-            );
+            let conserver_run = rate(batch, concurrency, |saved| {
+                let storage = storage.clone();
+                async move { storage.save(&saved).await.expect("s3 storage write") }
+            });
+            let ceiling_run = rate(objects, concurrency, |(uuid, text)| {
+                let client = client.clone();
+                let prefix = prefix.clone();
+                async move {
+                    let object = Path::from(format!("{prefix}-ceiling/2026/11/28/{uuid}.vcon"));
+                    client
+                        .put(&object, PutPayload::from(text))
+                        .await
+                        .expect("plain S3 write");
+                    let pointer = Path::from(format!("{prefix}-ceiling/lookup/{uuid}.txt"));
+                    client
+                        .put(&pointer, PutPayload::from_static(b"2026/11/28"))
+                        .await
+                        .expect("plain S3 write");
+                }
+            });
+            let (conserver_rate, ceiling_rate) = in_turn(round, conserver_run, ceiling_run).await;
+            measured.push(conserver_rate);
+            ceiling.push(ceiling_rate);
         }
         print_row("s3", concurrency, median(measured), median(ceiling));
     }
