@@ -140,5 +140,10 @@ mod tests {
         }
         assert!(StorageKind::File.supports_get() && !StorageKind::Webhook.supports_get());
         assert!(StorageKind::Webhook.calls_network() && !StorageKind::File.calls_network());
+        for database in [StorageKind::Mongo, StorageKind::S3] {
+            assert!(
+                database.calls_network() && database.supports_get() && database.supports_delete()
+            );
+        }
     }
 }
