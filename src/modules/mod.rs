@@ -49,9 +49,7 @@ const NOT_BUILT: &[(Section, &str)] = &[
     (Section::Storage, "dataverse"),
     (Section::Storage, "elasticsearch"),
     (Section::Storage, "milvus"),
-    (Section::Storage, "mongo"),
     (Section::Storage, "postgres"),
-    (Section::Storage, "s3"),
     (Section::Storage, "scitt"),
     (Section::Storage, "sftp"),
     (Section::Storage, "vcon_mcp"),
@@ -503,7 +501,12 @@ mod tests {
         assert_eq!(LinkKind::resolve("storage.file"), Resolved::Unknown);
         assert_eq!(StorageKind::resolve("links.tag"), Resolved::Unknown);
         assert_eq!(LinkKind::resolve("analyze"), Resolved::NotBuilt("analyze"));
-        assert_eq!(StorageKind::resolve("s3"), Resolved::NotBuilt("s3"));
+        assert_eq!(StorageKind::resolve("s3"), Resolved::Built(StorageKind::S3));
+        assert_eq!(
+            StorageKind::resolve("storage.mongo"),
+            Resolved::Built(StorageKind::Mongo)
+        );
+        assert_eq!(StorageKind::resolve("sftp"), Resolved::NotBuilt("sftp"));
     }
 
     #[test]
@@ -522,11 +525,11 @@ mod tests {
             .not_builtin_message("storage.file")
             .contains("\"storage.file\""));
         assert_eq!(
-            StorageKind::resolve("s3")
-                .problem(Section::Storage, "s3")
+            StorageKind::resolve("sftp")
+                .problem(Section::Storage, "sftp")
                 .unwrap(),
-            "module \"s3\" is not available in this build yet. Storages available in this build: \
-             file, redis_storage, webhook."
+            "module \"sftp\" is not available in this build yet. Storages available in this build: \
+             file, mongo, redis_storage, s3, webhook."
         );
         assert_eq!(
             Section::resolve_tracer("jlinc").problem(Section::Tracer, "jlinc").unwrap(),

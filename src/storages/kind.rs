@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{file, redis_storage, webhook};
+use super::{file, mongo, redis_storage, s3, webhook};
 use super::{Storage, StorageModule};
 use crate::config::Module;
 use crate::modules::{build_options, module_kinds, BuildError, ModuleContext, OptionsOf, Section};
@@ -12,8 +12,12 @@ module_kinds! {
     StorageKind in Section::Storage;
     /// `file` (modules.md §4.1).
     File => "file",
+    /// `mongo` (§4.3).
+    Mongo => "mongo",
     /// `redis_storage` (§4.5).
     RedisStorage => "redis_storage",
+    /// `s3` (§4.2).
+    S3 => "s3",
     /// `webhook` (§4.7).
     Webhook => "webhook",
 }
@@ -24,14 +28,17 @@ impl StorageKind {
     pub fn calls_network(self) -> bool {
         match self {
             StorageKind::File | StorageKind::RedisStorage => false,
-            StorageKind::Webhook => true,
+            StorageKind::Mongo | StorageKind::S3 | StorageKind::Webhook => true,
         }
     }
 
     /// Whether a vCon can be read back from the storage (fallback reads try only those).
     pub fn supports_get(self) -> bool {
         match self {
-            StorageKind::File | StorageKind::RedisStorage => true,
+            StorageKind::File
+            | StorageKind::Mongo
+            | StorageKind::RedisStorage
+            | StorageKind::S3 => true,
             StorageKind::Webhook => false,
         }
     }
@@ -39,7 +46,10 @@ impl StorageKind {
     /// Whether a vCon can be deleted from the storage (`DELETE /vcon` asks only those).
     pub fn supports_delete(self) -> bool {
         match self {
-            StorageKind::File | StorageKind::RedisStorage => true,
+            StorageKind::File
+            | StorageKind::Mongo
+            | StorageKind::RedisStorage
+            | StorageKind::S3 => true,
             StorageKind::Webhook => false,
         }
     }
@@ -48,7 +58,9 @@ impl StorageKind {
     pub fn options(self) -> OptionsOf {
         match self {
             StorageKind::File => OptionsOf::of::<file::FileOptions>(),
+            StorageKind::Mongo => OptionsOf::of::<mongo::MongoOptions>(),
             StorageKind::RedisStorage => OptionsOf::of::<redis_storage::RedisStorageOptions>(),
+            StorageKind::S3 => OptionsOf::of::<s3::S3Options>(),
             StorageKind::Webhook => OptionsOf::of::<webhook::WebhookStorageOptions>(),
         }
     }
@@ -61,6 +73,8 @@ impl StorageKind {
     ) -> Result<Arc<dyn Storage>, BuildError> {
         match self {
             StorageKind::File => built::<file::FileStorage>(module, ctx),
+            StorageKind::Mongo => built::<mongo::MongoStorage>(module, ctx),
+            StorageKind::S3 => built::<s3::S3Storage>(module, ctx),
             StorageKind::RedisStorage => built::<redis_storage::RedisStorage>(module, ctx),
             StorageKind::Webhook => built::<webhook::WebhookStorage>(module, ctx),
         }
@@ -88,5 +102,10 @@ mod tests {
         }
         assert!(StorageKind::File.supports_get() && !StorageKind::Webhook.supports_get());
         assert!(StorageKind::Webhook.calls_network() && !StorageKind::File.calls_network());
+        for database in [StorageKind::Mongo, StorageKind::S3] {
+            assert!(
+                database.calls_network() && database.supports_get() && database.supports_delete()
+            );
+        }
     }
 }

@@ -433,3 +433,290 @@ pub fn ab_call_wav() -> Vec<u8> {
     std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media/ab_call.wav"))
         .expect("tests/media/ab_call.wav")
 }
+
+/// Start the engine of a test state (what `serve` does for the roles `all` and `worker`).
+pub async fn start_engine(state: &TestState) -> std::sync::Arc<conserver::engine::Engine> {
+    let live = state.state.config();
+    let engine = conserver::engine::Engine::start(
+        &live.config,
+        &live.pipelines,
+        state.state.store.clone(),
+        state.state.metrics.clone(),
+    )
+    .await
+    .expect("the engine starts");
+    let engine = std::sync::Arc::new(engine);
+    state.state.set_engine(engine.clone());
+    engine
+}
+
+/// Wait until `check` holds (the engine works in the background), at most 30 s.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// A list of the test Redis, whole.
+pub fn redis_list(key: &str) -> Vec<String> {
+    let mut con = redis::Client::open(redis_url())
+        .and_then(|c| c.get_connection())
+        .expect("the test Redis answers");
+    redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .expect("LRANGE")
+}
+
+/// Delete keys of the test Redis.
+pub fn redis_del(key: &str) {
+    let mut con = redis::Client::open(redis_url())
+        .and_then(|c| c.get_connection())
+        .expect("the test Redis answers");
+    let _: i64 = redis::cmd("DEL").arg(key).query(&mut con).expect("DEL");
+}
+
+/// A test tool installed by `scripts/test` (`CONSERVER_TEST_<VAR>`), else the one of its
+/// virtualenv in `~/.cache/conserver-test`, else the name on the PATH.
+pub fn test_tool(variable: &str, name: &str) -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os(variable).filter(|v| !v.is_empty()) {
+        return path.into();
+    }
+    let cached = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .map(|home| home.join(".cache/conserver-test/venv/bin").join(name));
+    match cached {
+        Some(path) if path.exists() => path,
+        _ => name.into(),
+    }
+}
+
+/// The MongoDB-protocol server the tests use: `CONSERVER_TEST_MONGO_URL` (scripts/test starts
+/// one), else the local default.
+pub fn mongo_url() -> String {
+    std::env::var("CONSERVER_TEST_MONGO_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "mongodb://127.0.0.1:27017/".to_owned())
+}
+
+/// The credentials every test S3 store accepts (and the only ones).
+pub const S3_ACCESS_KEY: &str = "conserver-test-key";
+pub const S3_SECRET_KEY: &str = "conserver-test-secret";
+/// The bucket of the test S3 store (scripts/test creates it).
+pub const S3_BUCKET: &str = "conserver-test";
+
+/// The S3 store the tests use: `CONSERVER_TEST_S3_URL` (scripts/test starts a SeaweedFS), else
+/// the local default.
+pub fn s3_endpoint() -> String {
+    std::env::var("CONSERVER_TEST_S3_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:8333".to_owned())
+}
+
+/// A server process of the test's own, on ports of its own, that the test can stop (as an
+/// outage would) and start again with the same data.
+pub struct OwnServer {
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    /// The port that answers once the server is up.
+    pub port: u16,
+    /// Whether that port speaks HTTP.
+    http: bool,
+    log: std::path::PathBuf,
+    child: Option<std::process::Child>,
+    /// Where its data lives: kept while the server lives, removed when it is dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl OwnServer {
+    /// An nx-27017 MongoDB-protocol server keeping its data in a file of its own directory.
+    pub fn mongo() -> OwnServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let args = vec![
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--db".into(),
+            path("data.db"),
+            "--log-file".into(),
+            path("nx.log"),
+            "--pid-file".into(),
+            path("nx.pid"),
+        ];
+        OwnServer::start(
+            test_tool("CONSERVER_TEST_NX27017", "nx-27017"),
+            args,
+            port,
+            false,
+            dir,
+        )
+    }
+
+    /// A SeaweedFS (master, volume, filer and S3 gateway in one process) on loopback ports of
+    /// its own, accepting only the test credentials, with the test bucket created on the first
+    /// write.
+    pub fn s3() -> OwnServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let identities = serde_json::json!({"identities": [{
+            "name": "conserver-test",
+            "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]
+        }]});
+        let config = dir.path().join("s3.json");
+        std::fs::write(&config, identities.to_string()).expect("the S3 identities file");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("the data directory");
+        let s3_port = free_port();
+        let mut args = vec![
+            "server".to_owned(),
+            "-ip=127.0.0.1".to_owned(),
+            "-ip.bind=127.0.0.1".to_owned(),
+            format!("-dir={}", data.display()),
+            "-filer".to_owned(),
+            "-s3".to_owned(),
+            format!("-s3.port={s3_port}"),
+            format!("-s3.config={}", config.display()),
+            "-s3.port.iceberg=0".to_owned(),
+            "-s3.port.lance=0".to_owned(),
+            "-volume.max=100".to_owned(),
+            "-master.volumeSizeLimitMB=64".to_owned(),
+        ];
+        for flag in [
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port.grpc",
+        ] {
+            args.push(format!("-{flag}={}", free_port()));
+        }
+        OwnServer::start(
+            test_tool("CONSERVER_TEST_WEED", "weed"),
+            args,
+            s3_port,
+            true,
+            dir,
+        )
+    }
+
+    fn start(
+        program: std::path::PathBuf,
+        args: Vec<String>,
+        port: u16,
+        http: bool,
+        dir: tempfile::TempDir,
+    ) -> OwnServer {
+        let log = dir.path().join("server.log");
+        let mut server = OwnServer {
+            program,
+            args,
+            port,
+            http,
+            log,
+            child: None,
+            _dir: dir,
+        };
+        server.resume();
+        server
+    }
+
+    /// `mongodb://127.0.0.1:<port>/` with a short server selection timeout, so that an outage
+    /// shows within a second.
+    pub fn mongo_url(&self) -> String {
+        format!(
+            "mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=1000&connectTimeoutMS=1000",
+            self.port
+        )
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the server.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the server again (same ports, same data) and wait until its port is up, at most
+    /// 60 s.
+    pub fn resume(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("the server log");
+        let child = std::process::Command::new(&self.program)
+            .args(&self.args)
+            .stdout(log.try_clone().expect("the server log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} could not start ({e}); scripts/test installs it",
+                    self.program.display()
+                )
+            });
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !answers(self.port, self.http) {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(
+                exited.is_none() && std::time::Instant::now() < deadline,
+                "{} did not start on port {} ({exited:?}): {}",
+                self.program.display(),
+                self.port,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether the server's port is up: accepting connections, and for an HTTP server, answering.
+fn answers(port: u16, http: bool) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if !http {
+        return true;
+    }
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let mut first = [0u8; 1];
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .and_then(|()| stream.read(&mut first))
+        .is_ok_and(|n| n > 0)
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
