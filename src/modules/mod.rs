@@ -57,11 +57,9 @@ const NOT_BUILT: &[(Section, &str)] = &[
     (Section::Storage, "elasticsearch"),
     (Section::Storage, "milvus"),
     (Section::Storage, "mongo"),
-    (Section::Storage, "postgres"),
     (Section::Storage, "s3"),
     (Section::Storage, "scitt"),
     (Section::Storage, "sftp"),
-    (Section::Storage, "vcon_mcp"),
     (Section::Tracer, "jlinc"),
 ];
 
@@ -427,7 +425,7 @@ mod tests {
                 .problem(Section::Storage, "s3")
                 .unwrap(),
             "module \"s3\" is not available in this build yet. Storages available in this build: \
-             file, redis_storage, webhook."
+             file, postgres, redis_storage, vcon_mcp, webhook."
         );
         assert_eq!(
             Section::resolve_tracer("jlinc").problem(Section::Tracer, "jlinc").unwrap(),

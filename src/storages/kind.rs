@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{file, redis_storage, webhook};
+use super::{file, postgres, redis_storage, vcon_mcp, webhook};
 use super::{Storage, StorageModule};
 use crate::config::path::YamlPath;
 use crate::config::read::Problems;
@@ -48,8 +48,12 @@ macro_rules! storage_kinds {
 storage_kinds! {
     /// `file` (modules.md §4.1).
     File => "file",
+    /// `postgres` (§4.4).
+    Postgres => "postgres",
     /// `redis_storage` (§4.5).
     RedisStorage => "redis_storage",
+    /// `vcon_mcp` (§4.8).
+    VconMcp => "vcon_mcp",
     /// `webhook` (§4.7).
     Webhook => "webhook",
 }
@@ -60,14 +64,17 @@ impl StorageKind {
     pub fn calls_network(self) -> bool {
         match self {
             StorageKind::File | StorageKind::RedisStorage => false,
-            StorageKind::Webhook => true,
+            StorageKind::Postgres | StorageKind::Webhook | StorageKind::VconMcp => true,
         }
     }
 
     /// Whether a vCon can be read back from the storage (fallback reads try only those).
     pub fn supports_get(self) -> bool {
         match self {
-            StorageKind::File | StorageKind::RedisStorage => true,
+            StorageKind::File
+            | StorageKind::Postgres
+            | StorageKind::RedisStorage
+            | StorageKind::VconMcp => true,
             StorageKind::Webhook => false,
         }
     }
@@ -75,7 +82,10 @@ impl StorageKind {
     /// Whether a vCon can be deleted from the storage (`DELETE /vcon` asks only those).
     pub fn supports_delete(self) -> bool {
         match self {
-            StorageKind::File | StorageKind::RedisStorage => true,
+            StorageKind::File
+            | StorageKind::Postgres
+            | StorageKind::RedisStorage
+            | StorageKind::VconMcp => true,
             StorageKind::Webhook => false,
         }
     }
@@ -83,11 +93,17 @@ impl StorageKind {
     fn check(self, options: &Map<String, Value>, at: &YamlPath, problems: &mut Problems) {
         match self {
             StorageKind::File => check_options::<file::FileOptions>(options, at, problems),
+            StorageKind::Postgres => {
+                check_options::<postgres::PostgresOptions>(options, at, problems)
+            }
             StorageKind::RedisStorage => {
                 check_options::<redis_storage::RedisStorageOptions>(options, at, problems)
             }
             StorageKind::Webhook => {
                 check_options::<webhook::WebhookStorageOptions>(options, at, problems)
+            }
+            StorageKind::VconMcp => {
+                check_options::<vcon_mcp::VconMcpOptions>(options, at, problems)
             }
         }
     }
@@ -100,8 +116,10 @@ impl StorageKind {
     ) -> Result<Arc<dyn Storage>, BuildError> {
         match self {
             StorageKind::File => built::<file::FileStorage>(module, ctx),
+            StorageKind::Postgres => built::<postgres::PostgresStorage>(module, ctx),
             StorageKind::RedisStorage => built::<redis_storage::RedisStorage>(module, ctx),
             StorageKind::Webhook => built::<webhook::WebhookStorage>(module, ctx),
+            StorageKind::VconMcp => built::<vcon_mcp::VconMcpStorage>(module, ctx),
         }
     }
 }
@@ -126,5 +144,8 @@ mod tests {
         }
         assert!(StorageKind::File.supports_get() && !StorageKind::Webhook.supports_get());
         assert!(StorageKind::Webhook.calls_network() && !StorageKind::File.calls_network());
+        for remote in [StorageKind::Postgres, StorageKind::VconMcp] {
+            assert!(remote.calls_network() && remote.supports_get() && remote.supports_delete());
+        }
     }
 }

@@ -6,8 +6,10 @@
 mod date_path;
 pub mod file;
 mod kind;
+pub mod postgres;
 pub mod redis_storage;
 pub mod registry;
+pub mod vcon_mcp;
 pub mod webhook;
 
 use async_trait::async_trait;
