@@ -11,5 +11,6 @@ mod engine;
 mod faults;
 mod links;
 mod outage;
+mod postgres;
 mod storages;
 mod store_conformance;
