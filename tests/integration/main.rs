@@ -14,3 +14,4 @@ mod outage;
 mod postgres;
 mod storages;
 mod store_conformance;
+mod vcon_mcp;

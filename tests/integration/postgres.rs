@@ -309,8 +309,7 @@ async fn concurrent_first_saves_create_the_table_once() {
 fn a_bad_table_name_is_refused_at_config_time_with_its_path() {
     let yaml = "storages:\n  archive:\n    module: postgres\n    options:\n      table_name: 'vcons; DROP TABLE users'\n      sslmode: sometimes\n";
     let error = Config::from_yaml(yaml, None, &Env::default())
-        .err()
-        .expect("the config is refused")
+        .expect_err("the config is refused")
         .to_string();
     assert!(
         error.contains("storages.archive.options.table_name")
