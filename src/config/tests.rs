@@ -179,7 +179,6 @@ fn the_complete_example_of_the_spec_names_what_this_build_does_not_provide() {
         [
             "links.transcribe.module",
             "links.summarize.module",
-            "storages.pg.module",
             "storages.s3.module",
             "followers.upstream",
         ]
@@ -189,8 +188,8 @@ fn the_complete_example_of_the_spec_names_what_this_build_does_not_provide() {
         .starts_with("module \"transcribe\" is not available in this build yet. Links available in this build: tag, "));
     assert!(found[2]
         .message
-        .starts_with("module \"postgres\" is not available in this build yet"));
-    assert!(found[4]
+        .starts_with("module \"s3\" is not available in this build yet"));
+    assert!(found[3]
         .message
         .starts_with("followers are not available in this build yet"));
 }
