@@ -49,10 +49,8 @@ const NOT_BUILT: &[(Section, &str)] = &[
     (Section::Storage, "dataverse"),
     (Section::Storage, "elasticsearch"),
     (Section::Storage, "milvus"),
-    (Section::Storage, "postgres"),
     (Section::Storage, "scitt"),
     (Section::Storage, "sftp"),
-    (Section::Storage, "vcon_mcp"),
     (Section::Tracer, "jlinc"),
 ];
 
@@ -529,7 +527,7 @@ mod tests {
                 .problem(Section::Storage, "sftp")
                 .unwrap(),
             "module \"sftp\" is not available in this build yet. Storages available in this build: \
-             file, mongo, redis_storage, s3, webhook."
+             file, mongo, postgres, redis_storage, s3, vcon_mcp, webhook."
         );
         assert_eq!(
             Section::resolve_tracer("jlinc").problem(Section::Tracer, "jlinc").unwrap(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{file, mongo, redis_storage, s3, webhook};
+use super::{file, mongo, postgres, redis_storage, s3, vcon_mcp, webhook};
 use super::{Storage, StorageModule};
 use crate::config::Module;
 use crate::modules::{build_options, module_kinds, BuildError, ModuleContext, OptionsOf, Section};
@@ -14,10 +14,14 @@ module_kinds! {
     File => "file",
     /// `mongo` (§4.3).
     Mongo => "mongo",
+    /// `postgres` (§4.4).
+    Postgres => "postgres",
     /// `redis_storage` (§4.5).
     RedisStorage => "redis_storage",
     /// `s3` (§4.2).
     S3 => "s3",
+    /// `vcon_mcp` (§4.8).
+    VconMcp => "vcon_mcp",
     /// `webhook` (§4.7).
     Webhook => "webhook",
 }
@@ -28,7 +32,11 @@ impl StorageKind {
     pub fn calls_network(self) -> bool {
         match self {
             StorageKind::File | StorageKind::RedisStorage => false,
-            StorageKind::Mongo | StorageKind::S3 | StorageKind::Webhook => true,
+            StorageKind::Mongo
+            | StorageKind::Postgres
+            | StorageKind::S3
+            | StorageKind::VconMcp
+            | StorageKind::Webhook => true,
         }
     }
 
@@ -37,8 +45,10 @@ impl StorageKind {
         match self {
             StorageKind::File
             | StorageKind::Mongo
+            | StorageKind::Postgres
             | StorageKind::RedisStorage
-            | StorageKind::S3 => true,
+            | StorageKind::S3
+            | StorageKind::VconMcp => true,
             StorageKind::Webhook => false,
         }
     }
@@ -48,8 +58,10 @@ impl StorageKind {
         match self {
             StorageKind::File
             | StorageKind::Mongo
+            | StorageKind::Postgres
             | StorageKind::RedisStorage
-            | StorageKind::S3 => true,
+            | StorageKind::S3
+            | StorageKind::VconMcp => true,
             StorageKind::Webhook => false,
         }
     }
@@ -59,8 +71,10 @@ impl StorageKind {
         match self {
             StorageKind::File => OptionsOf::of::<file::FileOptions>(),
             StorageKind::Mongo => OptionsOf::of::<mongo::MongoOptions>(),
+            StorageKind::Postgres => OptionsOf::of::<postgres::PostgresOptions>(),
             StorageKind::RedisStorage => OptionsOf::of::<redis_storage::RedisStorageOptions>(),
             StorageKind::S3 => OptionsOf::of::<s3::S3Options>(),
+            StorageKind::VconMcp => OptionsOf::of::<vcon_mcp::VconMcpOptions>(),
             StorageKind::Webhook => OptionsOf::of::<webhook::WebhookStorageOptions>(),
         }
     }
@@ -74,9 +88,11 @@ impl StorageKind {
         match self {
             StorageKind::File => built::<file::FileStorage>(module, ctx),
             StorageKind::Mongo => built::<mongo::MongoStorage>(module, ctx),
+            StorageKind::Postgres => built::<postgres::PostgresStorage>(module, ctx),
             StorageKind::S3 => built::<s3::S3Storage>(module, ctx),
             StorageKind::RedisStorage => built::<redis_storage::RedisStorage>(module, ctx),
             StorageKind::Webhook => built::<webhook::WebhookStorage>(module, ctx),
+            StorageKind::VconMcp => built::<vcon_mcp::VconMcpStorage>(module, ctx),
         }
     }
 }
@@ -102,10 +118,13 @@ mod tests {
         }
         assert!(StorageKind::File.supports_get() && !StorageKind::Webhook.supports_get());
         assert!(StorageKind::Webhook.calls_network() && !StorageKind::File.calls_network());
-        for database in [StorageKind::Mongo, StorageKind::S3] {
-            assert!(
-                database.calls_network() && database.supports_get() && database.supports_delete()
-            );
+        for remote in [
+            StorageKind::Mongo,
+            StorageKind::Postgres,
+            StorageKind::S3,
+            StorageKind::VconMcp,
+        ] {
+            assert!(remote.calls_network() && remote.supports_get() && remote.supports_delete());
         }
     }
 }

@@ -7,9 +7,11 @@ mod date_path;
 pub mod file;
 mod kind;
 pub mod mongo;
+pub mod postgres;
 pub mod redis_storage;
 pub mod registry;
 pub mod s3;
+pub mod vcon_mcp;
 pub mod webhook;
 
 use async_trait::async_trait;

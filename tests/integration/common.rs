@@ -720,3 +720,339 @@ impl Drop for OwnServer {
         self.stop();
     }
 }
+
+// ------------------------------------------------------------------------------ PostgreSQL
+
+/// The PostgreSQL the tests use: `CONSERVER_TEST_POSTGRES_URL` (scripts/test starts one), else
+/// the local default. Its user must be allowed to create databases.
+pub fn postgres_url() -> String {
+    std::env::var("CONSERVER_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "postgresql://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Where a PostgreSQL server listens, and who logs in.
+#[derive(Debug, Clone)]
+pub struct PgServer {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+}
+
+impl PgServer {
+    /// The server of [`postgres_url`].
+    pub fn shared() -> PgServer {
+        let config: tokio_postgres::Config = postgres_url()
+            .parse()
+            .expect("CONSERVER_TEST_POSTGRES_URL is a PostgreSQL URL");
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            other => panic!("the test PostgreSQL is reached over TCP, not {other:?}"),
+        };
+        PgServer {
+            host,
+            port: config.get_ports().first().copied().unwrap_or(5432),
+            user: config.get_user().unwrap_or("postgres").to_owned(),
+        }
+    }
+
+    /// A plain connection to `database`, driven on the current runtime.
+    pub async fn connect(&self, database: &str) -> tokio_postgres::Client {
+        let (client, connection) = self
+            .config(database)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {}:{} does not answer ({e}); run the tests with scripts/test, which starts one",
+                    self.host, self.port
+                )
+            });
+        tokio::spawn(connection);
+        client
+    }
+
+    fn config(&self, database: &str) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(database);
+        config
+    }
+}
+
+/// A database of the test's own, dropped when the value is.
+pub struct PgDatabase {
+    pub server: PgServer,
+    pub name: String,
+}
+
+impl PgDatabase {
+    /// A fresh database on the shared test server.
+    pub async fn create() -> PgDatabase {
+        PgDatabase::create_on(PgServer::shared()).await
+    }
+
+    pub async fn create_on(server: PgServer) -> PgDatabase {
+        let name = format!("conserver_test_{}", uuid::Uuid::new_v4().simple());
+        server
+            .connect("postgres")
+            .await
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        PgDatabase { server, name }
+    }
+
+    /// A plain connection to the database (what the test reads back with).
+    pub async fn client(&self) -> tokio_postgres::Client {
+        self.server.connect(&self.name).await
+    }
+
+    /// The options of a `postgres` storage writing `table` into this database, as a YAML flow
+    /// mapping, with `extra` entries (`sslmode: require`) appended.
+    pub fn storage_options(&self, table: &str, extra: &str) -> String {
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {extra}")
+        };
+        format!(
+            "{{host: '{}', port: {}, user: '{}', database: '{}', table_name: '{table}'{extra}}}",
+            self.server.host, self.server.port, self.server.user, self.name
+        )
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Best effort, on a runtime of its own: the test's may be gone or single-threaded.
+        let server = self.server.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let Ok((client, connection)) = server
+                    .config("postgres")
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                else {
+                    return;
+                };
+                tokio::spawn(connection);
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A PostgreSQL cluster of the test's own (initdb in a temporary directory), on a free port,
+/// that the test can stop and start again; with a self-signed TLS certificate when asked.
+/// Uses the binaries and OS user of scripts/test (`CONSERVER_TEST_POSTGRES_BIN`,
+/// `CONSERVER_TEST_POSTGRES_OS_USER`), else Debian's newest and, as root, `postgres`.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    os_user: Option<String>,
+    tls: bool,
+    running: bool,
+}
+
+impl OwnPostgres {
+    pub fn start(tls: bool) -> OwnPostgres {
+        let bin = std::env::var_os("CONSERVER_TEST_POSTGRES_BIN")
+            .map(std::path::PathBuf::from)
+            .or_else(newest_postgres_bin)
+            .expect("PostgreSQL's server binaries (scripts/test installs the postgresql package)");
+        let os_user = std::env::var("CONSERVER_TEST_POSTGRES_OS_USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| is_root().then(|| "postgres".to_owned()));
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        if let Some(user) = &os_user {
+            let id = |flag: &str| -> u32 {
+                let out = std::process::Command::new("id")
+                    .args([flag, user])
+                    .output()
+                    .expect("id(1) runs");
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("the OS user {user} exists"))
+            };
+            std::os::unix::fs::chown(dir.path(), Some(id("-u")), Some(id("-g")))
+                .expect("the cluster directory is given to its OS user");
+        }
+        let mut server = OwnPostgres {
+            port: free_port(),
+            dir,
+            bin,
+            os_user,
+            tls,
+            running: false,
+        };
+        let data = server.data();
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        if tls {
+            let key = format!("{data}/server.key");
+            let cert = format!("{data}/server.crt");
+            server.run_program(
+                std::path::Path::new("openssl"),
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &cert,
+                ],
+            );
+        }
+        server.resume();
+        server
+    }
+
+    pub fn server(&self) -> PgServer {
+        PgServer {
+            host: "127.0.0.1".to_owned(),
+            port: self.port,
+            user: "postgres".to_owned(),
+        }
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Stop the server (fast shutdown: sessions are ended, as when a server is restarted).
+    pub fn stop(&mut self) {
+        if self.running {
+            let data = self.data();
+            self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+            self.running = false;
+        }
+    }
+
+    /// Start the server again on the same port and wait until it accepts connections.
+    pub fn resume(&mut self) {
+        let data = self.data();
+        let log = format!("{}/server.log", self.dir.path().display());
+        let mut settings = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        if self.tls {
+            settings.push_str(" -c ssl=on");
+        }
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-o", &settings, "start"],
+        );
+        self.running = true;
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        self.run_program(&self.bin.join(program), args);
+    }
+
+    fn run_program(&self, program: &std::path::Path, args: &[&str]) {
+        let mut command = match &self.os_user {
+            Some(user) => {
+                let mut command = std::process::Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(program);
+                command
+            }
+            None => std::process::Command::new(program),
+        };
+        let output = command
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{} runs: {e}", program.display()));
+        assert!(
+            output.status.success(),
+            "{} {args:?} failed: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.data();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
+            }));
+        }
+    }
+}
+
+fn newest_postgres_bin() -> Option<std::path::PathBuf> {
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Wait until `check` holds (the engine works in the background), at most 60 s.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

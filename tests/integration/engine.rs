@@ -11,30 +11,13 @@ use actix_web::test::TestRequest;
 use async_trait::async_trait;
 use conserver::engine::pipelines::ChainLink;
 use conserver::engine::runner::{ChainRunner, RunSettings};
-use conserver::engine::Engine;
 use conserver::links::{Link, LinkContext, LinkError, LinkOutcome};
 use conserver::vcon::Document;
 use conserver_actors::{ChainSpec, Runtime};
 use serde_json::{json, Value};
 
-use crate::common::{self, send, vcon_json, Backend, TestState};
+use crate::common::{self, eventually, send, start_engine, vcon_json, Backend};
 use conserver::api::Role;
-
-/// Start the engine of a test state (what `serve` does for the roles `all` and `worker`).
-async fn start_engine(state: &TestState) -> Arc<Engine> {
-    let live = state.state.config();
-    let engine = Engine::start(
-        &live.config,
-        &live.pipelines,
-        state.state.store.clone(),
-        state.state.metrics.clone(),
-    )
-    .await
-    .expect("the engine starts");
-    let engine = Arc::new(engine);
-    state.state.set_engine(engine.clone());
-    engine
-}
 
 fn redis() -> redis::Connection {
     redis::Client::open(common::redis_url())
@@ -58,15 +41,6 @@ fn lrange(key: &str) -> Vec<String> {
 
 fn ttl(key: &str) -> i64 {
     redis::cmd("TTL").arg(key).query(&mut redis()).unwrap()
-}
-
-/// Wait until `check` holds (the engine works in the background), at most 20 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn uuid(n: usize) -> String {
